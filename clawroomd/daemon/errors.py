@@ -1,0 +1,76 @@
+"""Stable error codes of the local API: the one table mapping code strings to JSON-RPC integers.
+
+Every error a client sees is a JSON-RPC 2.0 error object::
+
+    {"code": <int from ERROR_CODES>, "message": <a sentence a person can act on>,
+     "data": {"error": <stable code string>, ...extra fields}}
+
+Clients should branch on ``data.error`` (the string); the integer exists for plain JSON-RPC tooling.
+The five JSON-RPC protocol errors keep their standard integers; application errors use 1001 and up.
+Codes are never renumbered or reused; add new ones at the end of their group.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_CODES: dict[str, int] = {
+    # JSON-RPC 2.0 protocol errors (standard integers)
+    "parse_error": -32700,
+    "invalid_request": -32600,
+    "method_not_found": -32601,
+    "invalid_params": -32602,
+    "internal": -32603,
+    # application errors
+    "not_your_turn": 1001,
+    "room_closed": 1002,
+    "unknown_room": 1003,
+    "limit_exceeded": 1004,
+    "turn_limit": 1005,
+    "unknown_field": 1006,
+    "bad_value": 1007,
+    "consulting": 1008,
+    "peer_unreachable": 1009,
+    "not_ready": 1010,
+    "bad_join_url": 1011,
+    "invite_rejected": 1012,
+    "leak_blocked": 1013,
+    "conflict": 1014,
+    "permission_denied": 1015,
+    "too_slow": 1016,
+}
+
+# The JSON-RPC integer per code, for the rare error that must use a protocol integer with a more
+# specific string (an oversized request line is an invalid request whose data.error is limit_exceeded).
+PARSE_ERROR = ERROR_CODES["parse_error"]
+INVALID_REQUEST = ERROR_CODES["invalid_request"]
+METHOD_NOT_FOUND = ERROR_CODES["method_not_found"]
+INVALID_PARAMS = ERROR_CODES["invalid_params"]
+INTERNAL_ERROR = ERROR_CODES["internal"]
+
+
+class ApiError(Exception):
+    """An error to report to a local-API caller.
+
+    ``code`` is a key of ERROR_CODES (a typo raises ValueError at once rather than reaching a client),
+    ``message`` a sentence a person can act on, ``data`` extra JSON-serialisable fields for scripts.
+    ``rpc_code`` overrides the integer (used only for protocol-level errors, see above).
+    """
+
+    def __init__(
+        self, code: str, message: str, data: dict[str, Any] | None = None, *, rpc_code: int | None = None
+    ) -> None:
+        if code not in ERROR_CODES:
+            raise ValueError(f"unknown local-API error code {code!r}: add it to ERROR_CODES")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = dict(data) if data else {}
+        self.rpc_code = ERROR_CODES[code] if rpc_code is None else rpc_code
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-RPC error object."""
+        return {"code": self.rpc_code, "message": self.message, "data": {**self.data, "error": self.code}}
+
+    def __repr__(self) -> str:
+        return f"ApiError({self.code!r}, {self.message!r})"

@@ -10,6 +10,8 @@ CLOSE_MALFORMED = 4003  # bytes that do not decode
 CLOSE_HANDSHAKE = 4004  # the secure-channel handshake failed
 CLOSE_INVITE = 4005  # wrong, reused or expired invite
 CLOSE_TIMEOUT = 4006  # the peer stopped answering keepalives
+CLOSE_WRONG_PEER = 4007  # the peer proved an identity other than the one expected (or one not allowed)
+CLOSE_UNDECRYPTABLE = 4008  # a transport message failed authentication (forged, replayed or reordered)
 
 
 class ProtocolError(Exception):

@@ -1,0 +1,236 @@
+"""Room state and the pure function that validates and applies one event to it.
+
+`transition` either returns a new RoomState or raises LocalProtocolError and changes nothing: the state
+is immutable, so a rejected event cannot leave a room half-applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from . import cbor
+from .errors import LocalProtocolError
+from .events import (
+    Body,
+    CloseAccepted,
+    CloseProposed,
+    ConsultEnded,
+    ConsultStarted,
+    ErrorEvent,
+    Header,
+    Joined,
+    Message,
+    Outcome,
+    Role,
+    RoomClosed,
+    RoomCreated,
+    other,
+)
+from .table import Phase, next_phase
+
+ZERO_HASH = bytes(32)
+AGREEMENT_STATUSES = ("agreement_reached", "partial_agreement", "no_agreement")
+HOST_CLOSE_STATUSES = ("turn_limit_reached", "timeout", "cancelled", "error")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PendingClose:
+    proposer: Role
+    outcome: Outcome
+    digest: bytes
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RoomState:
+    room_id: str
+    host_key: bytes
+    phase: Phase = "new"
+    seq: int = -1
+    head: bytes = ZERO_HASH
+    guest_key: bytes | None = None
+    spec: RoomCreated | None = None
+    guest_label: str = ""
+    turns: int = 0
+    proposals: Mapping[str, Mapping[Role, str]] = field(default_factory=dict)
+    agreed: Mapping[str, str] = field(default_factory=dict)
+    consulting: Mapping[Role, int] = field(default_factory=dict)  # role -> since (ms)
+    pending_close: PendingClose | None = None
+    closing_status: str | None = None
+    closing_reason: str = ""
+    turn_started_ms: int = 0
+    result: RoomClosed | None = None
+
+    @property
+    def turn(self) -> Role | None:
+        """Whose message is next, or None when no message is legal now."""
+        if self.spec is None or self.phase not in ("active", "delivering") or self.turns >= self.spec.max_turns:
+            return None
+        return self.spec.first if self.turns % 2 == 0 else other(self.spec.first)
+
+    def key_of(self, role: Role) -> bytes | None:
+        return self.host_key if role == "host" else self.guest_key
+
+    def outcome(self, status: str | None = None) -> Outcome:
+        """What closing now would record; the status defaults to what the agreements imply."""
+        assert self.spec is not None
+        required = self.spec.field_names
+        agreed = {name: self.agreed[name] for name in required if name in self.agreed}
+        unresolved = tuple(name for name in required if name not in agreed)
+        if status is None:
+            status = "agreement_reached" if not unresolved else "partial_agreement" if agreed else "no_agreement"
+        return Outcome(status=status, outcomes=agreed, unresolved=unresolved)
+
+    @property
+    def all_agreed(self) -> bool:
+        return self.spec is not None and all(n in self.agreed for n in self.spec.field_names)
+
+
+def outcome_digest(room_id: str, outcome: Outcome) -> bytes:
+    """What both sides sign when they close: SHA-256 over the canonical CBOR of the outcome."""
+    return hashlib.sha256(
+        cbor.encode(
+            {
+                "room": room_id,
+                "status": outcome.status,
+                "outcomes": dict(outcome.outcomes),
+                "unresolved": list(outcome.unresolved),
+            }
+        )
+    ).digest()
+
+
+def _fail(code: str, message: str) -> LocalProtocolError:
+    return LocalProtocolError(code, message)
+
+
+def check_header(state: RoomState, h: Header, kind: str) -> None:
+    if h.room != state.room_id:
+        raise _fail("wrong_room", f"event is for room {h.room}, not {state.room_id}")
+    if h.seq != state.seq + 1:
+        raise _fail("bad_sequence", f"expected event #{state.seq + 1}, got #{h.seq}")
+    if h.prev != state.head:
+        raise _fail("bad_chain", f"event #{h.seq} does not follow the current head of the transcript")
+    expected = state.key_of(h.author)
+    if h.author == "guest" and kind == "joined" and state.phase == "invited":
+        if h.key == state.host_key:
+            raise _fail("wrong_author", "the host cannot join its own room as the guest")
+    elif expected is None or h.key != expected:
+        raise _fail("wrong_author", f"event claims to be by the {h.author} but is signed by another key")
+
+
+def transition(state: RoomState, h: Header, body: Body) -> RoomState:
+    """Validate `body` by `h.author` against `state`; return the state after it. Raises, never mutates."""
+    check_header(state, h, body.kind)
+    to = next_phase(h.author, state.phase, body.kind)
+    if to is None:
+        if state.phase == "closed":
+            raise _fail("room_closed", "the room is closed; nothing more can be added")
+        raise _fail("illegal_event", f"the {h.author} may not send {body.kind} while the room is {state.phase}")
+    new = replace(state, phase=to, seq=h.seq)
+    match body:
+        case RoomCreated():
+            return replace(new, spec=body, turn_started_ms=h.ts)
+        case Joined():
+            return replace(new, guest_key=h.key, guest_label=body.label, turn_started_ms=h.ts)
+        case Message():
+            return _message(state, new, h, body)
+        case ConsultStarted():
+            if h.author in state.consulting:
+                raise _fail("consulting", f"the {h.author} is already consulting its owner")
+            return replace(new, consulting={**state.consulting, h.author: h.ts})
+        case ConsultEnded():
+            if h.author not in state.consulting:
+                raise _fail("not_consulting", f"the {h.author} has no consultation to end")
+            rest = {r: t for r, t in state.consulting.items() if r != h.author}
+            return replace(new, consulting=rest, turn_started_ms=h.ts)
+        case CloseProposed():
+            _not_consulting(state, h.author)
+            _check_outcome(state, body.outcome, body.digest, state.outcome())
+            return replace(
+                new,
+                pending_close=PendingClose(proposer=h.author, outcome=body.outcome, digest=body.digest),
+                turn_started_ms=h.ts,
+            )
+        case CloseAccepted():
+            _not_consulting(state, h.author)
+            pending = state.pending_close
+            assert pending is not None  # the table only allows close_accepted while delivering
+            if pending.proposer == h.author:
+                raise _fail("illegal_event", "a side cannot accept its own close proposal")
+            if body.digest != pending.digest:
+                raise _fail("outcome_mismatch", "close_accepted names a different outcome than the one proposed")
+            return replace(new, closing_status=pending.outcome.status, closing_reason="both sides signed the outcome")
+        case ErrorEvent():
+            status = "cancelled" if body.code == "cancelled" else "error"
+            reason = f"{h.author}: {body.code}" + (f" ({body.message})" if body.message else "")
+            return replace(new, closing_status=status, closing_reason=reason, pending_close=None)
+        case RoomClosed():
+            _room_closed(state, body)
+            return replace(new, result=body, pending_close=None, consulting={})
+    raise _fail("illegal_event", f"unknown event body {type(body).__name__}")  # pragma: no cover
+
+
+def _not_consulting(state: RoomState, role: Role) -> None:
+    if role in state.consulting:
+        raise _fail("consulting", f"the {role} is consulting its owner and cannot act until it answers")
+
+
+def _check_outcome(state: RoomState, got: Outcome, digest: bytes, expected: Outcome) -> None:
+    if got != expected:
+        raise _fail("outcome_mismatch", "the outcome does not match the fields agreed in the transcript")
+    if digest != outcome_digest(state.room_id, got):
+        raise _fail("outcome_mismatch", "the outcome digest is wrong")
+
+
+def _message(state: RoomState, new: RoomState, h: Header, body: Message) -> RoomState:
+    assert state.spec is not None
+    if state.turns >= state.spec.max_turns:
+        raise _fail("turn_limit", f"all {state.spec.max_turns} turns are used; only closing is possible now")
+    if state.turn != h.author:
+        raise _fail("not_your_turn", f"it is the {state.turn}'s turn, not the {h.author}'s")
+    _not_consulting(state, h.author)
+    peer = other(h.author)
+    proposals = {name: dict(sides) for name, sides in state.proposals.items()}
+    agreed = dict(state.agreed)
+    names = state.spec.field_names
+    for move in body.moves:
+        if move.field not in names:
+            raise _fail("unknown_field", f"{move.field!r} is not a field of this room (fields: {', '.join(names)})")
+        sides = proposals.setdefault(move.field, {})
+        standing = sides.get(peer)
+        if move.op == "propose":
+            assert move.value is not None
+            sides[h.author] = move.value
+            agreed.pop(move.field, None)  # a new value reopens an agreed field
+        elif standing is None:
+            raise _fail("no_such_proposal", f"the {peer} has no standing proposal for {move.field!r} to {move.op}")
+        elif move.op == "accept":
+            if move.value != standing:
+                raise _fail("no_such_proposal", f"the {peer} proposed {standing!r} for {move.field!r}, not {move.value!r}")
+            agreed[move.field] = standing
+            del proposals[move.field]
+        else:
+            del sides[peer]
+    return replace(
+        new,
+        turns=state.turns + 1,
+        proposals={n: s for n, s in proposals.items() if s},
+        agreed=agreed,
+        pending_close=None,
+        turn_started_ms=h.ts,
+    )
+
+
+def _room_closed(state: RoomState, body: RoomClosed) -> None:
+    status = body.outcome.status
+    if state.phase == "closing":
+        if status != state.closing_status:
+            raise _fail("outcome_mismatch", f"the room must close as {state.closing_status}, not {status}")
+    elif status not in HOST_CLOSE_STATUSES:
+        raise _fail("outcome_mismatch", f"{status} needs a close that both sides signed")
+    elif status == "turn_limit_reached" and (state.spec is None or state.turns < state.spec.max_turns):
+        raise _fail("outcome_mismatch", "turn_limit_reached before the turns are used up")
+    assert state.spec is not None  # the table never allows room_closed before room_created
+    _check_outcome(state, body.outcome, body.digest, state.outcome(status))

@@ -105,29 +105,33 @@ def _fail(code: str, message: str) -> LocalProtocolError:
     return LocalProtocolError(code, message)
 
 
-def check_header(state: RoomState, h: Header, kind: str) -> None:
+def _check_position(state: RoomState, h: Header) -> None:
     if h.room != state.room_id:
         raise _fail("wrong_room", f"event is for room {h.room}, not {state.room_id}")
     if h.seq != state.seq + 1:
         raise _fail("bad_sequence", f"expected event #{state.seq + 1}, got #{h.seq}")
     if h.prev != state.head:
         raise _fail("bad_chain", f"event #{h.seq} does not follow the current head of the transcript")
-    expected = state.key_of(h.author)
-    if h.author == "guest" and kind == "joined" and state.phase == "invited":
+
+
+def _check_author_key(state: RoomState, h: Header, kind: str) -> None:
+    if h.author == "guest" and kind == "joined":
         if h.key == state.host_key:
             raise _fail("wrong_author", "the host cannot join its own room as the guest")
-    elif expected is None or h.key != expected:
+        return
+    if h.key != state.key_of(h.author):
         raise _fail("wrong_author", f"event claims to be by the {h.author} but is signed by another key")
 
 
 def transition(state: RoomState, h: Header, body: Body) -> RoomState:
     """Validate `body` by `h.author` against `state`; return the state after it. Raises, never mutates."""
-    check_header(state, h, body.kind)
+    _check_position(state, h)
     to = next_phase(h.author, state.phase, body.kind)
     if to is None:
         if state.phase == "closed":
             raise _fail("room_closed", "the room is closed; nothing more can be added")
         raise _fail("illegal_event", f"the {h.author} may not send {body.kind} while the room is {state.phase}")
+    _check_author_key(state, h, body.kind)
     new = replace(state, phase=to, seq=h.seq)
     match body:
         case RoomCreated():

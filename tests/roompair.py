@@ -85,7 +85,9 @@ class Pair:
 
     def agree_all(self) -> Pair:
         """Host proposes every field, guest accepts every one: two turns."""
-        self.host_send(Message(text="proposal", moves=tuple(Move(op="propose", field=f, value=f"v-{f}") for f in FIELDS)))
+        self.host_send(
+            Message(text="proposal", moves=tuple(Move(op="propose", field=f, value=f"v-{f}") for f in FIELDS))
+        )
         self.guest_send(Message(text="agreed", moves=tuple(Move(op="accept", field=f, value=f"v-{f}") for f in FIELDS)))
         return self
 
@@ -95,8 +97,17 @@ class Pair:
         assert self.host.state == self.guest.state
 
 
-def forge(identity: Identity, room: HostRoom | GuestRoom, body: Body, *, author: str, seq: int | None = None,
-          prev: bytes | None = None, sid: str = "forged", ts: int = 2_000_000) -> SignedEvent:
+def forge(
+    identity: Identity,
+    room: HostRoom | GuestRoom,
+    body: Body,
+    *,
+    author: str,
+    seq: int | None = None,
+    prev: bytes | None = None,
+    sid: str = "forged",
+    ts: int = 2_000_000,
+) -> SignedEvent:
     """An event signed by `identity` claiming `author`, placed at the room's next slot unless told otherwise."""
     header = Header(
         room=room.room_id,

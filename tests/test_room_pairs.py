@@ -151,8 +151,9 @@ def test_host_local_retry_is_idempotent():
 
 
 def test_restore_from_envelopes_gives_the_same_state():
-    from clawroomd.core.room import GuestRoom, HostRoom
     from roompair import GUEST, HOST, ROOM_ID
+
+    from clawroomd.core.room import GuestRoom, HostRoom
 
     p = Pair().join().agree_all()
     envs = [e.envelope for e in p.host.log]

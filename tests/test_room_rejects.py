@@ -42,8 +42,10 @@ SAMPLE_BODY = {
 def rooms_in(phase: str) -> tuple[HostRoom, GuestRoom]:
     """A host and a guest replica, both resting in `phase`."""
     if phase == "new":
-        return (HostRoom(HOST, RoomState(room_id=ROOM_ID, host_key=HOST.public_key)),
-                GuestRoom(GUEST, room_id=ROOM_ID, host_key=HOST.public_key))
+        return (
+            HostRoom(HOST, RoomState(room_id=ROOM_ID, host_key=HOST.public_key)),
+            GuestRoom(GUEST, room_id=ROOM_ID, host_key=HOST.public_key),
+        )
     p = Pair()
     if phase in ("active", "delivering", "closing", "closed"):
         p.join().agree_all()
@@ -207,8 +209,10 @@ def test_accept_of_a_value_nobody_proposed():
 
 def test_a_move_list_is_all_or_nothing():
     p = guests_turn()
-    body = Message(text="x", moves=(Move(op="accept", field="amount_format", value="cents"),
-                                    Move(op="propose", field="nope", value="1")))
+    body = Message(
+        text="x",
+        moves=(Move(op="accept", field="amount_format", value="cents"), Move(op="propose", field="nope", value="1")),
+    )
     refused_by_host(p, forge(GUEST, p.host, body, author="guest").envelope, "unknown_field")
     assert p.host.state.agreed == {}
 
@@ -229,8 +233,11 @@ def test_cannot_accept_own_close_or_a_different_digest():
     p = Pair().join()
     p.host_send(Message(text="x"))
     p.propose_close("guest")
-    refused_by_host(p, forge(GUEST, p.host, CloseAccepted(digest=p.host.state.pending_close.digest),
-                             author="guest").envelope, "illegal_event")
+    refused_by_host(
+        p,
+        forge(GUEST, p.host, CloseAccepted(digest=p.host.state.pending_close.digest), author="guest").envelope,
+        "illegal_event",
+    )
     with pytest.raises(LocalProtocolError) as err:
         p.host.send(CloseAccepted(digest=bytes(32)), sid="q", now_ms=p.now)
     assert err.value.code == "outcome_mismatch"

@@ -49,3 +49,29 @@ _CLOSE_BY_CODE = {
 def as_remote(err: LocalProtocolError) -> RemoteProtocolError:
     """The same violation, now blamed on the peer (used when validating what the peer sent)."""
     return RemoteProtocolError(err.code, err.message, _CLOSE_BY_CODE.get(err.code, CLOSE_PROTOCOL))
+
+
+# Every code the room protocol (events, envelope, rules) can raise, with what it means. SPEC.md's table is
+# generated from this, and a test fails if the core raises a code that is missing here.
+ROOM_ERROR_CODES: dict[str, str] = {
+    "malformed": "bytes that are not strict canonical CBOR / COSE_Sign1 of a known shape",
+    "too_large": "an event, text or value over its size limit",
+    "unsupported_version": "an event whose protocol version `v` we do not speak",
+    "bad_value": "a field with the wrong type or outside its allowed range",
+    "bad_key": "key material of the wrong length",
+    "bad_peer_id": "a peer id with a typo or of the wrong form",
+    "bad_signature": "the COSE_Sign1 signature does not verify under the key in the event",
+    "wrong_author": "signed by a key other than the one this role holds in the room",
+    "wrong_room": "the event names another room",
+    "bad_sequence": "the sequence number is not the next one (replay, gap or stale submission)",
+    "bad_chain": "`prev` is not the hash of the current head (or the host rewrote history)",
+    "illegal_event": "the transition table does not allow this author to send this kind in this phase",
+    "room_closed": "the room is closed; nothing more is accepted",
+    "not_your_turn": "a message from the side whose turn it is not",
+    "turn_limit": "a message after `max_turns` messages",
+    "consulting": "the author is consulting its owner (or already is) and cannot act",
+    "not_consulting": "consult_ended without a consultation under way",
+    "unknown_field": "a move on a field that the room did not declare",
+    "no_such_proposal": "accept or reject without a matching standing proposal from the peer",
+    "outcome_mismatch": "a close whose outcome, status or digest does not match the transcript",
+}

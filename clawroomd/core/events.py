@@ -73,7 +73,8 @@ def _opt_ms(name: str, value: object) -> None:
 def check_field_name(name: object) -> None:
     if not isinstance(name, str) or not FIELD_RE.match(name):
         raise LocalProtocolError(
-            "bad_value", f"field name {name!r} must be lowercase letters, digits and _ (up to 64), starting with a letter"
+            "bad_value",
+            f"field name {name!r} must be lowercase letters, digits and _ (up to 64), starting with a letter",
         )
 
 
@@ -260,8 +261,17 @@ def _digest(value: object) -> None:
 
 BODY_TYPES: dict[str, type[Body]] = {
     cls.kind: cls
-    for cls in (RoomCreated, Joined, Message, ConsultStarted, ConsultEnded, CloseProposed, CloseAccepted,
-                RoomClosed, ErrorEvent)
+    for cls in (
+        RoomCreated,
+        Joined,
+        Message,
+        ConsultStarted,
+        ConsultEnded,
+        CloseProposed,
+        CloseAccepted,
+        RoomClosed,
+        ErrorEvent,
+    )
 }
 KINDS: tuple[str, ...] = tuple(BODY_TYPES)
 
@@ -292,6 +302,7 @@ class Header:
 
 
 # ---- wire form ---------------------------------------------------------------------------------------
+
 
 def _outcome_to_wire(o: Outcome) -> dict[str, Any]:
     return {"status": o.status, "outcomes": dict(o.outcomes), "unresolved": list(o.unresolved)}
@@ -379,13 +390,15 @@ def body_from_wire(kind: str, obj: object) -> Body:
 def _body_from_wire(kind: str, obj: object) -> Body:
     match kind:
         case "room_created":
-            d = _exact_keys(obj, kind, {"topic", "goal", "fields", "max_turns", "first"},
-                            frozenset({"turn_timeout_ms", "deadline_ms", "answer_timeout_ms"}))
+            d = _exact_keys(
+                obj,
+                kind,
+                {"topic", "goal", "fields", "max_turns", "first"},
+                frozenset({"turn_timeout_ms", "deadline_ms", "answer_timeout_ms"}),
+            )
             if not isinstance(d["fields"], list):
                 raise LocalProtocolError("malformed", "fields must be a list")
-            specs = tuple(
-                FieldSpec(**_exact_keys(f, "field", {"name", "description"})) for f in d["fields"]
-            )
+            specs = tuple(FieldSpec(**_exact_keys(f, "field", {"name", "description"})) for f in d["fields"])
             return RoomCreated(**{**d, "fields": specs})
         case "joined":
             return Joined(**_exact_keys(obj, kind, {"label"}))
@@ -422,12 +435,15 @@ def _body_from_wire(kind: str, obj: object) -> Body:
 def header_from_wire(obj: object) -> tuple[Header, str, object]:
     d = _exact_keys(obj, "event", {"v", "room", "seq", "prev", "kind", "author", "key", "ts", "sid", "body"})
     if d["v"] != PROTOCOL_VERSION:
-        raise LocalProtocolError("unsupported_version", f"event protocol version {d['v']!r}; we speak {PROTOCOL_VERSION}")
+        raise LocalProtocolError(
+            "unsupported_version", f"event protocol version {d['v']!r}; we speak {PROTOCOL_VERSION}"
+        )
     if not isinstance(d["kind"], str):
         raise LocalProtocolError("malformed", "kind must be text")
     try:
-        h = Header(room=d["room"], seq=d["seq"], prev=d["prev"], author=d["author"], key=d["key"], ts=d["ts"],
-                   sid=d["sid"])
+        h = Header(
+            room=d["room"], seq=d["seq"], prev=d["prev"], author=d["author"], key=d["key"], ts=d["ts"], sid=d["sid"]
+        )
     except TypeError as exc:  # pragma: no cover - Header checks types itself
         raise LocalProtocolError("malformed", str(exc)) from None
     return h, d["kind"], d["body"]
@@ -440,8 +456,30 @@ def body_to_json(body: Body) -> dict[str, Any]:
 
 
 __all__ = [
-    "BODY_TYPES", "KINDS", "RESULT_STATUSES", "ROLES", "Body", "CloseAccepted", "CloseProposed", "ConsultEnded",
-    "ConsultStarted", "ErrorEvent", "FieldSpec", "Header", "Joined", "Message", "Move", "Outcome", "Role",
-    "RoomClosed", "RoomCreated", "body_from_wire", "body_to_json", "body_to_wire", "check_field_name",
-    "header_from_wire", "header_to_wire", "other",
+    "BODY_TYPES",
+    "KINDS",
+    "RESULT_STATUSES",
+    "ROLES",
+    "Body",
+    "CloseAccepted",
+    "CloseProposed",
+    "ConsultEnded",
+    "ConsultStarted",
+    "ErrorEvent",
+    "FieldSpec",
+    "Header",
+    "Joined",
+    "Message",
+    "Move",
+    "Outcome",
+    "Role",
+    "RoomClosed",
+    "RoomCreated",
+    "body_from_wire",
+    "body_to_json",
+    "body_to_wire",
+    "check_field_name",
+    "header_from_wire",
+    "header_to_wire",
+    "other",
 ]

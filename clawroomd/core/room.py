@@ -133,11 +133,14 @@ class HostRoom(_Replica):
         st = self.state
         if st.phase == "closing":
             assert st.closing_status is not None
-            return list(self.close(st.closing_status, reason=st.closing_reason, now_ms=now_ms,
-                                   sid=f"close-{st.seq + 1}").events)
+            return list(
+                self.close(st.closing_status, reason=st.closing_reason, now_ms=now_ms, sid=f"close-{st.seq + 1}").events
+            )
         if st.phase == "active" and st.spec and st.turns >= st.spec.max_turns and not st.all_agreed:
             reason = f"all {st.spec.max_turns} turns used without agreement on every field"
-            return list(self.close("turn_limit_reached", reason=reason, now_ms=now_ms, sid=f"close-{st.seq + 1}").events)
+            return list(
+                self.close("turn_limit_reached", reason=reason, now_ms=now_ms, sid=f"close-{st.seq + 1}").events
+            )
         return []
 
     def next_deadline(self) -> tuple[int, str] | None:

@@ -212,7 +212,9 @@ def _message(state: RoomState, new: RoomState, h: Header, body: Message) -> Room
             raise _fail("no_such_proposal", f"the {peer} has no standing proposal for {move.field!r} to {move.op}")
         elif move.op == "accept":
             if move.value != standing:
-                raise _fail("no_such_proposal", f"the {peer} proposed {standing!r} for {move.field!r}, not {move.value!r}")
+                raise _fail(
+                    "no_such_proposal", f"the {peer} proposed {standing!r} for {move.field!r}, not {move.value!r}"
+                )
             agreed[move.field] = standing
             del proposals[move.field]
         else:

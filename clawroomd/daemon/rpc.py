@@ -1,0 +1,467 @@
+"""The local API server: JSON-RPC 2.0 over a Unix socket, one JSON object per line (trio).
+
+Transport and auth
+    ``serve_rpc(path, dispatcher)`` binds an AF_UNIX stream socket at `path`. Its folder is created 0700
+    (an existing folder must be ours and not group/other-accessible, else SocketSetupError); a leftover
+    socket file is removed only if nothing answers on it; the socket is chmod 0600. Every connection's
+    peer uid is read with SO_PEERCRED and must equal the daemon's uid: anyone else gets one
+    ``permission_denied`` error line and the connection is closed.
+
+Framing
+    One JSON-RPC object per line (``\\n``-terminated UTF-8). Blank lines are ignored. Batches (JSON
+    arrays) are refused with ``invalid_request``: send one request per line. A line over `max_request`
+    bytes gets an ``invalid_request`` error whose ``data.error`` is ``limit_exceeded``, then the
+    connection is closed (the rest of that line cannot be skipped reliably). Malformed JSON gets a
+    parse error; the connection stays usable.
+
+Requests on one connection are handled one at a time, in order (responses come back in request order).
+A dispatcher that starts a long-lived subscription returns its result at once and streams with
+``session.notify`` from a task it starts with ``session.start_soon``; such tasks are cancelled when the
+client disconnects. When a client shuts down its sending side (EOF), replies already queued are flushed
+(for up to FLUSH_TIMEOUT seconds) and the connection closes, ending its subscriptions.
+
+Dispatcher interface: any object with ``async def handle(self, method: str, params: dict, session)``.
+``params`` is always a dict (absent/null/[] become ``{}``, a non-empty array is invalid_params). The
+return value (JSON-serialisable) is the result; raise ``ApiError`` for an error the caller can act on.
+Any other exception is logged with its traceback and reported as ``internal`` without details.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import json
+import logging
+import os
+import socket
+import stat
+import struct
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import trio
+
+from .errors import INVALID_REQUEST, ApiError
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST = 1 << 20  # bytes per request line
+MAX_OUTGOING = 8 << 20  # bytes queued per connection before a subscriber that does not read is dropped
+FLUSH_TIMEOUT = 5.0  # seconds to flush queued replies once a client has stopped sending
+LINGER = 1.0  # seconds to drain a client's input after our last error line before closing
+_SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes including the NUL
+_conn_ids = itertools.count(1)
+
+
+class SocketSetupError(Exception):
+    """The socket or its folder cannot be used safely; the message says what to do."""
+
+
+class Dispatcher(Protocol):
+    async def handle(self, method: str, params: dict[str, Any], session: Session) -> Any: ...
+
+
+def encode_line(obj: Any) -> bytes:
+    """One JSON value as a compact UTF-8 line (falls back to ASCII escapes for lone surrogates)."""
+    try:
+        return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    except UnicodeEncodeError:
+        return (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_line(line: bytes) -> Any:
+    """Parse one line as strict JSON (no NaN/Infinity); raises ValueError on anything else."""
+    try:
+        return json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _error_response(req_id: Any, err: ApiError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": req_id, "error": err.to_json()}
+
+
+# --------------------------------------------------------------------------------------------- session
+class Session:
+    """One client connection, handed to the dispatcher with every request.
+
+    * ``uid``, ``gid``, ``pid``: the client's credentials (SO_PEERCRED); ``conn_id`` for logs.
+    * ``await notify(method, params) -> bool``: queue a JSON-RPC notification. Never blocks: if the
+      client has more than MAX_OUTGOING bytes unread, the connection is closed (a subscriber that does
+      not read is dropped, memory stays bounded). Returns False once the session is closed.
+    * ``start_soon(fn, *args)``: run ``await fn(*args)`` in the connection's nursery; cancelled when the
+      connection closes. An exception in it is logged and closes this connection (never the daemon).
+    * ``on_close(callback)``: call ``callback()`` (sync) when the connection ends (e.g. to unregister a
+      watcher). Called at once if already closed.
+    * ``close()``: end the connection (cancels its tasks); ``closed``: whether it has ended.
+    """
+
+    def __init__(
+        self,
+        stream: trio.SocketStream,
+        nursery: trio.Nursery,
+        *,
+        uid: int,
+        gid: int,
+        pid: int,
+        max_outgoing: int = MAX_OUTGOING,
+    ) -> None:
+        self.uid, self.gid, self.pid = uid, gid, pid
+        self.conn_id = next(_conn_ids)
+        self._stream = stream
+        self._nursery = nursery
+        self._max_outgoing = max_outgoing
+        self._queue: deque[bytes] = deque()
+        self._queued = 0
+        self._wakeup = trio.Event()
+        self._drained = trio.Event()
+        self._callbacks: list[Callable[[], object]] = []
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<Session #{self.conn_id} uid={self.uid} pid={self.pid}{' closed' if self.closed else ''}>"
+
+    # -- output
+    def _enqueue(self, data: bytes) -> None:
+        self._queue.append(data)
+        self._queued += len(data)
+        self._wakeup.set()
+
+    async def notify(self, method: str, params: Any = None) -> bool:
+        if self.closed:
+            return False
+        msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            msg["params"] = params
+        data = encode_line(msg)
+        if self._queued + len(data) > self._max_outgoing:
+            log.warning("rpc: %r is not reading its notifications (%d bytes queued): closing", self, self._queued)
+            self.close()
+            return False
+        self._enqueue(data)
+        await trio.lowlevel.checkpoint()
+        return True
+
+    async def _reply(self, obj: dict[str, Any]) -> None:
+        """Queue a response; waits (backpressure on the reader) while the output queue is over the limit."""
+        if self.closed:
+            return
+        self._enqueue(encode_line(obj))
+        while self._queued > self._max_outgoing and not self.closed:
+            self._drained = trio.Event()
+            await self._drained.wait()
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                while not self._queue:
+                    self._wakeup = trio.Event()
+                    await self._wakeup.wait()
+                chunk = b"".join(self._queue)
+                self._queue.clear()
+                await self._stream.send_all(chunk)
+                self._queued -= len(chunk)
+                if not self._queue:
+                    self._drained.set()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            log.debug("rpc: %r went away while we were writing", self)
+            self.close()
+
+    async def _flush(self) -> None:
+        with trio.move_on_after(FLUSH_TIMEOUT):
+            while self._queued and not self.closed:
+                self._drained = trio.Event()
+                await self._drained.wait()
+
+    # -- tasks and lifetime
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: Any, name: str | None = None) -> None:
+        if self.closed:
+            raise RuntimeError(f"{self!r} is closed")
+        self._nursery.start_soon(self._guard, fn, args, name=name or getattr(fn, "__qualname__", repr(fn)))
+
+    async def _guard(self, fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
+        try:
+            await fn(*args)
+        except Exception:
+            log.exception("rpc: a task of %r failed; closing that connection", self)
+            self.close()
+
+    def on_close(self, callback: Callable[[], object]) -> None:
+        if self.closed:
+            self._run_callback(callback)
+        else:
+            self._callbacks.append(callback)
+
+    def _run_callback(self, callback: Callable[[], object]) -> None:
+        try:
+            callback()
+        except Exception:
+            log.exception("rpc: on_close callback of %r failed", self)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._drained.set()
+        self._nursery.cancel_scope.cancel()
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            self._run_callback(callback)
+
+
+# ------------------------------------------------------------------------------------------ socket setup
+def prepare_socket_dir(directory: Path) -> None:
+    """Create `directory` 0700, or check that an existing one is ours and private."""
+    try:
+        st = directory.lstat()
+    except FileNotFoundError:
+        directory.mkdir(mode=0o700, parents=True)
+        os.chmod(directory, 0o700)
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        raise SocketSetupError(f"refusing to put the socket in {directory}: it is not a folder")
+    if st.st_uid != os.getuid():
+        raise SocketSetupError(
+            f"refusing to put the socket in {directory}: it belongs to uid {st.st_uid}, not to us "
+            f"(uid {os.getuid()}); choose another --socket"
+        )
+    if st.st_mode & 0o077:
+        raise SocketSetupError(
+            f"refusing to put the socket in {directory}: other users can access it (mode "
+            f"{stat.S_IMODE(st.st_mode):04o}); run `chmod 700 {directory}` or choose another --socket"
+        )
+
+
+def _remove_stale_socket(path: Path) -> None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise SocketSetupError(f"{path} exists and is not a socket; remove it or choose another --socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except OSError as e:
+        if e.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+            raise SocketSetupError(f"cannot tell whether {path} is in use ({e.strerror}); remove it by hand") from e
+    else:
+        raise SocketSetupError(f"another daemon is answering on {path}; stop it or choose another --socket")
+    finally:
+        probe.close()
+    log.info("rpc: removing stale socket %s", path)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+async def bind_unix_listener(path: Path, *, backlog: int = 64) -> trio.SocketListener:
+    """Bind and listen on `path` with the checks described in the module docstring."""
+    if len(os.fsencode(path)) > _SUN_PATH_MAX:
+        raise SocketSetupError(f"socket path {path} is too long for a Unix socket (max {_SUN_PATH_MAX} bytes)")
+    prepare_socket_dir(path.parent)
+    _remove_stale_socket(path)
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await sock.bind(str(path))
+        os.chmod(path, 0o600)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(sock)
+
+
+def peer_credentials(stream: trio.SocketStream) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a Unix stream socket."""
+    raw = stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return pid, uid, gid
+
+
+# ---------------------------------------------------------------------------------------------- server
+async def _linger(stream: trio.SocketStream) -> None:
+    """Half-close, then discard what the client still sends (briefly) before closing.
+
+    Closing a Unix socket with unread input makes the client's next read fail with ECONNRESET, which
+    can swallow the error line we just sent; a client that reads to EOF gets a clean end instead.
+    """
+    with trio.move_on_after(LINGER):
+        await stream.send_eof()
+        while await stream.receive_some(1 << 16):
+            pass
+
+
+class _Server:
+    def __init__(self, dispatcher: Dispatcher, *, max_request: int, max_outgoing: int) -> None:
+        self.dispatcher = dispatcher
+        self.max_request = max_request
+        self.max_outgoing = max_outgoing
+
+    async def handle_connection(self, stream: trio.SocketStream) -> None:
+        try:
+            async with stream:
+                await self._connection(stream)
+        except Exception:
+            log.exception("rpc: connection handler failed")
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        pid, uid, gid = peer_credentials(stream)
+        if uid != os.getuid():
+            log.warning("rpc: refused uid %d (pid %d): only uid %d may connect", uid, pid, os.getuid())
+            err = ApiError(
+                "permission_denied",
+                f"this clawroomd belongs to uid {os.getuid()}; uid {uid} may not use it",
+                {"uid": uid},
+            )
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                with trio.move_on_after(LINGER):
+                    await stream.send_all(encode_line(_error_response(None, err)))
+                await _linger(stream)
+            return
+        async with trio.open_nursery() as nursery:
+            session = Session(stream, nursery, uid=uid, gid=gid, pid=pid, max_outgoing=self.max_outgoing)
+            log.debug("rpc: %r connected", session)
+            nursery.start_soon(session._writer)
+            try:
+                linger = await self._read_loop(stream, session)
+                await session._flush()
+            finally:
+                session.close()
+        if linger:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await _linger(stream)
+        log.debug("rpc: %r closed", session)
+
+    async def _read_loop(self, stream: trio.SocketStream, session: Session) -> bool:
+        """Read and handle requests until EOF; True if we stop early with input possibly unread."""
+        buf = bytearray()
+        while True:
+            nl = buf.find(b"\n")
+            if nl == -1:
+                if len(buf) > self.max_request:
+                    await self._too_large(session)
+                    return True
+                try:
+                    data = await stream.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return False
+                if not data:
+                    if buf.strip():
+                        await self._handle_line(bytes(buf), session)
+                    return False
+                buf += data
+                continue
+            line = bytes(buf[:nl])
+            del buf[: nl + 1]
+            if len(line) > self.max_request:
+                await self._too_large(session)
+                return True
+            if line.strip():
+                await self._handle_line(line, session)
+            if session.closed:
+                return False
+
+    async def _too_large(self, session: Session) -> None:
+        log.warning("rpc: %r sent a request over %d bytes; closing that connection", session, self.max_request)
+        err = ApiError(
+            "limit_exceeded",
+            f"request too large: the limit is {self.max_request} bytes per line; the connection will close",
+            {"max_request": self.max_request},
+            rpc_code=INVALID_REQUEST,
+        )
+        await session._reply(_error_response(None, err))
+
+    async def _handle_line(self, line: bytes, session: Session) -> None:
+        try:
+            msg = decode_line(line)
+        except ValueError as e:
+            err = ApiError("parse_error", f"parse error: the line is not valid JSON ({e})")
+            await session._reply(_error_response(None, err))
+            return
+        response = await self._handle_message(msg, session)
+        if response is not None:
+            await session._reply(response)
+
+    async def _handle_message(self, msg: Any, session: Session) -> dict[str, Any] | None:
+        if isinstance(msg, list):
+            return _error_response(
+                None,
+                ApiError("invalid_request", "batch requests are not supported: send one request object per line"),
+            )
+        if not isinstance(msg, dict):
+            return _error_response(None, ApiError("invalid_request", "a request must be a JSON object"))
+        is_notification = "id" not in msg
+        req_id = msg.get("id")
+        if not (req_id is None or isinstance(req_id, str) or type(req_id) is int):
+            return _error_response(None, ApiError("invalid_request", '"id" must be a string, an integer or null'))
+        method = msg.get("method")
+        if msg.get("jsonrpc") != "2.0":
+            return _error_response(req_id, ApiError("invalid_request", 'a request needs "jsonrpc": "2.0"'))
+        if not isinstance(method, str) or not method:
+            return _error_response(req_id, ApiError("invalid_request", 'a request needs a "method" string'))
+        params = msg.get("params")
+        try:
+            if params is None or params == []:
+                params = {}
+            elif isinstance(params, list):
+                raise ApiError("invalid_params", f"{method}: pass params by name (a JSON object), not a list")
+            elif not isinstance(params, dict):
+                raise ApiError("invalid_request", '"params" must be an object')
+            if method.startswith("rpc."):
+                raise ApiError("method_not_found", f"unknown method {method!r}")
+            result = await self.dispatcher.handle(method, params, session)
+            if is_notification:
+                return None
+            response = {"jsonrpc": "2.0", "id": req_id, "result": result}
+            try:
+                encode_line(response)
+            except (TypeError, ValueError):
+                log.exception("rpc: %s returned a result that is not JSON-serialisable", method)
+                msg_ = "internal error: the daemon produced an invalid result; see its log"
+                raise ApiError("internal", msg_) from None
+            return response
+        except ApiError as err:
+            return None if is_notification else _error_response(req_id, err)
+        except Exception:
+            log.exception("rpc: %s failed for %r", method, session)
+            if is_notification:
+                return None
+            return _error_response(
+                req_id, ApiError("internal", f"internal error while handling {method}; see the daemon's log")
+            )
+
+
+async def serve_rpc(
+    path: str | os.PathLike[str],
+    dispatcher: Dispatcher,
+    *,
+    max_request: int = MAX_REQUEST,
+    max_outgoing: int = MAX_OUTGOING,
+    task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the local API on the Unix socket `path` until cancelled; removes the socket file on exit.
+
+    Use ``path = await nursery.start(serve_rpc, path, dispatcher)``: it returns once the socket is bound
+    and listening. Raises SocketSetupError (before starting) if the socket cannot be used safely.
+    """
+    path = Path(path).absolute()
+    listener = await bind_unix_listener(path)
+    ino = path.stat().st_ino
+    server = _Server(dispatcher, max_request=max_request, max_outgoing=max_outgoing)
+    try:
+        log.info("rpc: listening on %s", path)
+        async with listener, trio.open_nursery() as nursery:
+            nursery.start_soon(trio.serve_listeners, server.handle_connection, [listener])
+            task_status.started(path)
+    finally:
+        with contextlib.suppress(OSError):
+            if path.stat().st_ino == ino:  # never remove a socket some later daemon bound
+                path.unlink()

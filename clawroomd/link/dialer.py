@@ -1,0 +1,101 @@
+"""The guest side: dial a host, pin its identity, present the invite, and hold the connection open."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+from trio_websocket import HandshakeError, connect_websocket
+
+from ..core.errors import RemoteProtocolError
+from ..core.identity import Identity
+from ..core.invites import Invite
+from .connection import CLOSE_TIMEOUT_S, MAX_WS_MESSAGE, PeerConnection
+from .errors import DialFailed, LinkClosed
+from .listener import RESOURCE
+from .session import connect_peer
+
+DIAL_TIMEOUT = 10.0
+
+
+@asynccontextmanager
+async def dial_peer(
+    addr: tuple[str, int],
+    *,
+    identity: Identity,
+    static_private: bytes,
+    expected_peer_id: str,
+    invite: Invite | None = None,
+    timeout: float = DIAL_TIMEOUT,
+    **conn_options: Any,
+) -> AsyncIterator[PeerConnection]:
+    """`async with dial_peer(...) as conn:` — TCP connect, WebSocket upgrade, XX, invite, host's 'accepted'.
+
+    All of that within `timeout` seconds. Raises DialFailed (unreachable, not a clawroom peer, timeout),
+    RemoteProtocolError (the host failed to prove `expected_peer_id`, or misbehaved) or LinkClosed (the
+    host refused us; `error_code` says why, e.g. bad_invite / invite_used / invite_expired).
+    The connection is closed when the block exits.
+    """
+    host, port = addr
+    failure: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        try:
+            conn = await _open(
+                nursery, host, port, identity, static_private, expected_peer_id, invite, timeout, conn_options
+            )
+        except (DialFailed, LinkClosed, RemoteProtocolError) as exc:
+            # Raised outside the nursery, so callers see the error itself rather than an ExceptionGroup.
+            failure = exc
+            _wind_down(nursery)
+        else:
+            nursery.start_soon(conn.run)
+            try:
+                yield conn
+            except Exception as exc:
+                failure = exc
+            finally:
+                with trio.CancelScope(shield=True):
+                    await conn.aclose()
+                _wind_down(nursery)
+    if failure is not None:
+        raise failure
+
+
+def _wind_down(nursery: trio.Nursery) -> None:
+    # Not cancel(): trio-websocket's reader closes the socket itself once it sees the host's TCP close,
+    # and a cancelled reader would leak the socket. The deadline bounds a host that never closes.
+    nursery.cancel_scope.deadline = min(nursery.cancel_scope.deadline, trio.current_time() + CLOSE_TIMEOUT_S)
+
+
+async def _open(
+    nursery: trio.Nursery,
+    host: str,
+    port: int,
+    identity: Identity,
+    static_private: bytes,
+    expected_peer_id: str,
+    invite: Invite | None,
+    timeout: float,
+    conn_options: dict[str, Any],
+) -> PeerConnection:
+    deadline = trio.current_time() + timeout
+    try:
+        with trio.fail_at(deadline):
+            ws = await connect_websocket(
+                nursery, host, port, RESOURCE, use_ssl=False, max_message_size=MAX_WS_MESSAGE, message_queue_size=4
+            )
+    except trio.TooSlowError:
+        raise DialFailed(f"{host}:{port} did not answer within {timeout:g} s") from None
+    except (OSError, HandshakeError) as exc:
+        raise DialFailed(f"could not open a peer link to {host}:{port}: {exc}") from None
+    return await connect_peer(
+        ws,
+        identity=identity,
+        static_private=static_private,
+        expected_peer_id=expected_peer_id,
+        invite=invite,
+        timeout=max(deadline - trio.current_time(), 0.0),
+        **conn_options,
+    )

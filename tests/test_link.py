@@ -29,6 +29,7 @@ from clawroomd.core.errors import (
     CLOSE_TIMEOUT,
     CLOSE_UNDECRYPTABLE,
     CLOSE_WRONG_PEER,
+    LocalProtocolError,
     RemoteProtocolError,
 )
 from clawroomd.core.identity import Identity
@@ -140,9 +141,11 @@ async def test_join_round_trips_and_reconnect_by_key() -> None:
 async def test_oversized_send_is_refused_locally() -> None:
     host = _host()
     async with serving(host) as addr, _dial(addr) as conn:
-        with pytest.raises(Exception) as err:
+        with pytest.raises(LocalProtocolError) as err:
             await conn.send({"b": bytes(MAX_WS_MESSAGE)})
-        assert getattr(err.value, "code", None) == "too_large"
+        assert err.value.code == "too_large"
+        await conn.send({"still": "usable"})  # nothing was encrypted, so the nonces are still in step
+        assert "sha256" in await conn.receive()
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,8 @@ def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
     """``$XDG_STATE_HOME/clawroom``, else ``~/.local/state/clawroom``."""
     env = os.environ if env is None else env
     base = env.get("XDG_STATE_HOME") or ""
-    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".local" / "state"
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    root = Path(base) if base and os.path.isabs(base) else home / ".local" / "state"
     return root / "clawroom"
 
 

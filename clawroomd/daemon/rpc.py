@@ -142,7 +142,7 @@ class Session:
             msg["params"] = params
         data = encode_line(msg)
         if self._queued + len(data) > self._max_outgoing:
-            log.warning("rpc: %r is not reading its notifications (%d bytes queued): closing", self, self._queued)
+            log.warning("%r is not reading its notifications (%d bytes queued): closing", self, self._queued)
             self.close()
             return False
         self._enqueue(data)
@@ -171,7 +171,7 @@ class Session:
                 if not self._queue:
                     self._drained.set()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            log.debug("rpc: %r went away while we were writing", self)
+            log.debug("%r went away while we were writing", self)
             self.close()
 
     async def _flush(self) -> None:
@@ -190,7 +190,7 @@ class Session:
         try:
             await fn(*args)
         except Exception:
-            log.exception("rpc: a task of %r failed; closing that connection", self)
+            log.exception("a task of %r failed; closing that connection", self)
             self.close()
 
     def on_close(self, callback: Callable[[], object]) -> None:
@@ -203,7 +203,7 @@ class Session:
         try:
             callback()
         except Exception:
-            log.exception("rpc: on_close callback of %r failed", self)
+            log.exception("on_close callback of %r failed", self)
 
     def close(self) -> None:
         if self.closed:
@@ -257,7 +257,7 @@ def _remove_stale_socket(path: Path) -> None:
         raise SocketSetupError(f"another daemon is answering on {path}; stop it or choose another --socket")
     finally:
         probe.close()
-    log.info("rpc: removing stale socket %s", path)
+    log.info("removing stale socket %s", path)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
 
@@ -310,12 +310,12 @@ class _Server:
             async with stream:
                 await self._connection(stream)
         except Exception:
-            log.exception("rpc: connection handler failed")
+            log.exception("connection handler failed")
 
     async def _connection(self, stream: trio.SocketStream) -> None:
         pid, uid, gid = peer_credentials(stream)
         if uid != os.getuid():
-            log.warning("rpc: refused uid %d (pid %d): only uid %d may connect", uid, pid, os.getuid())
+            log.warning("refused uid %d (pid %d): only uid %d may connect", uid, pid, os.getuid())
             err = ApiError(
                 "permission_denied",
                 f"this clawroomd belongs to uid {os.getuid()}; uid {uid} may not use it",
@@ -328,7 +328,7 @@ class _Server:
             return
         async with trio.open_nursery() as nursery:
             session = Session(stream, nursery, uid=uid, gid=gid, pid=pid, max_outgoing=self.max_outgoing)
-            log.debug("rpc: %r connected", session)
+            log.debug("%r connected", session)
             nursery.start_soon(session._writer)
             try:
                 linger = await self._read_loop(stream, session)
@@ -338,7 +338,7 @@ class _Server:
         if linger:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await _linger(stream)
-        log.debug("rpc: %r closed", session)
+        log.debug("%r closed", session)
 
     async def _read_loop(self, stream: trio.SocketStream, session: Session) -> bool:
         """Read and handle requests until EOF; True if we stop early with input possibly unread."""
@@ -370,7 +370,7 @@ class _Server:
                 return False
 
     async def _too_large(self, session: Session) -> None:
-        log.warning("rpc: %r sent a request over %d bytes; closing that connection", session, self.max_request)
+        log.warning("%r sent a request over %d bytes; closing that connection", session, self.max_request)
         err = ApiError(
             "limit_exceeded",
             f"request too large: the limit is {self.max_request} bytes per line; the connection will close",
@@ -424,14 +424,14 @@ class _Server:
             try:
                 encode_line(response)
             except (TypeError, ValueError):
-                log.exception("rpc: %s returned a result that is not JSON-serialisable", method)
+                log.exception("%s returned a result that is not JSON-serialisable", method)
                 msg_ = "internal error: the daemon produced an invalid result; see its log"
                 raise ApiError("internal", msg_) from None
             return response
         except ApiError as err:
             return None if is_notification else _error_response(req_id, err)
         except Exception:
-            log.exception("rpc: %s failed for %r", method, session)
+            log.exception("%s failed for %r", method, session)
             if is_notification:
                 return None
             return _error_response(
@@ -457,7 +457,7 @@ async def serve_rpc(
     ino = path.stat().st_ino
     server = _Server(dispatcher, max_request=max_request, max_outgoing=max_outgoing)
     try:
-        log.info("rpc: listening on %s", path)
+        log.info("listening on %s", path)
         async with listener, trio.open_nursery() as nursery:
             nursery.start_soon(trio.serve_listeners, server.handle_connection, [listener])
             task_status.started(path)

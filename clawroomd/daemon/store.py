@@ -293,7 +293,7 @@ class Store:
                 for statement in MIGRATIONS[version]:
                     self._db.execute(statement)
                 self._db.execute("UPDATE schema_version SET version = ?", (version + 1,))
-            log.info("store: migrated %s to schema version %d", self.db_path, version + 1)
+            log.info("migrated %s to schema version %d", self.db_path, version + 1)
 
     # -- transactions
     @contextlib.contextmanager
@@ -467,7 +467,7 @@ class Store:
             finally:
                 os.close(fd)
         except OSError:
-            log.exception("store: could not append to the transcript of %s (repaired on next start)", room_id)
+            log.exception("could not append to the transcript of %s (repaired on next start)", room_id)
 
     _EVENT_COLS = "room_id, seq, hash, envelope, kind, author, ts_ms, sid"
 
@@ -520,7 +520,7 @@ class Store:
             ).fetchall()
             _mkdir_private(path.parent)
             atomic_write(path, b"".join(_transcript_line(t) for (t,) in lines))
-            log.warning("store: rewrote %s from the database (%d events)", path, len(lines))
+            log.warning("rewrote %s from the database (%d events)", path, len(lines))
             repaired.append(room.room_id)
         return repaired
 

@@ -1,0 +1,192 @@
+"""The daemon's configuration: command line plus an optional TOML file (the command line wins).
+
+TOML keys (all optional; relative paths are relative to the file's folder)::
+
+    state_dir   = "~/.local/state/clawroom"
+    socket      = "/run/user/1000/clawroom/clawroomd.sock"
+    listen      = "0.0.0.0:7643"          # HOST:PORT, [v6addr]:PORT; port 0 picks a free one
+    log_level   = "info"                  # debug | info | warning | error
+    durability  = "normal"                # normal | full  (see clawroomd.daemon.store)
+    max_request = 1048576                 # bytes per local-API request line
+
+    [any_table]                           # tables are kept, unparsed, in DaemonConfig.extra
+    ...
+
+An unknown top-level key that is not a table is an error (a typo should not be silently ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import clawroomd
+from clawroomd.client import default_socket_path, default_state_dir
+
+DEFAULT_LISTEN = "0.0.0.0:7643"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DURABILITIES = ("normal", "full")
+DEFAULT_MAX_REQUEST = 1 << 20
+_KNOWN_KEYS = {"state_dir", "socket", "listen", "log_level", "durability", "max_request"}
+
+
+class ConfigError(Exception):
+    """A bad option or config file; the message names the setting and what is allowed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonConfig:
+    state_dir: Path
+    socket_path: Path
+    listen_host: str
+    listen_port: int
+    config_file: Path | None = None
+    log_level: str = "info"
+    durability: Literal["normal", "full"] = "normal"
+    max_request: int = DEFAULT_MAX_REQUEST
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def listen(self) -> str:
+        """``host:port`` (IPv6 hosts in brackets)."""
+        host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
+        return f"{host}:{self.listen_port}"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "clawroomd.lock"
+
+    @property
+    def identity_key_path(self) -> Path:
+        return self.state_dir / "identity.key"
+
+    @property
+    def noise_key_path(self) -> Path:
+        return self.state_dir / "noise.key"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` or ``"[V6]:PORT"`` -> (host, port)."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.%\w]+)\]:(\d{1,5})|([^\s:\[\]]+):(\d{1,5})", text.strip())
+    if not m:
+        raise ConfigError(f"listen address {text!r} is not HOST:PORT (e.g. 0.0.0.0:7643 or [::]:7643)")
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4))
+    if port > 65535:
+        raise ConfigError(f"listen port {port} is out of range (0-65535; 0 picks a free port)")
+    return host, port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="clawroomd",
+        description="The clawroom daemon: runs in the foreground, logs to stderr, stops on SIGTERM/SIGINT.",
+        epilog="Exit codes: 0 clean stop, 1 internal error, 2 bad usage or config, "
+        "3 another clawroomd uses this state dir, 4 cannot start (files, socket, keys, address).",
+    )
+    p.add_argument("--state-dir", metavar="DIR", help="state folder (default $XDG_STATE_HOME/clawroom)")
+    p.add_argument("--listen", metavar="HOST:PORT", help=f"peer listener address (default {DEFAULT_LISTEN})")
+    p.add_argument("--socket", metavar="PATH", help="local API socket (default: see docs)")
+    p.add_argument("--config", metavar="FILE", help="TOML config file; command-line options override it")
+    p.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower, help="log level (default info)")
+    p.add_argument("--durability", choices=DURABILITIES, help="normal (default) or full: fsync every commit")
+    p.add_argument("--max-request", metavar="BYTES", type=int, help="local-API request size limit")
+    p.add_argument("--version", action="version", version=f"clawroomd {clawroomd.__version__}")
+    return p
+
+
+def _path(value: Any, key: str, base: Path | None) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key} must be a non-empty path string, not {value!r}")
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    return Path(os.path.normpath(path))
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    unknown = sorted(k for k, v in data.items() if k not in _KNOWN_KEYS and not isinstance(v, dict))
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_KNOWN_KEYS))})"
+        )
+    return data
+
+
+def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> DaemonConfig:
+    """Parse `argv` (default sys.argv[1:]) and the optional --config file into a DaemonConfig.
+
+    Raises ConfigError for bad values; argparse itself exits with code 2 on unknown options
+    (and 0 for --help/--version).
+    """
+    env = os.environ if env is None else env
+    args = build_parser().parse_args(argv)
+    file_data: dict[str, Any] = {}
+    config_file = None
+    if args.config:
+        config_file = _path(args.config, "--config", None)
+        file_data = _read_file(config_file)
+    base = config_file.parent if config_file else None
+
+    def pick(arg: Any, key: str) -> tuple[Any, bool]:
+        """(value, from_file) with the command line winning."""
+        if arg is not None:
+            return arg, False
+        return file_data.get(key), key in file_data
+
+    raw, from_file = pick(args.state_dir, "state_dir")
+    state_dir = _path(raw, "state_dir", base if from_file else None) if raw is not None else default_state_dir(env)
+
+    raw, from_file = pick(args.socket, "socket")
+    socket_path = (
+        _path(raw, "socket", base if from_file else None) if raw is not None else default_socket_path(state_dir, env)
+    )
+
+    raw, _ = pick(args.listen, "listen")
+    if raw is not None and not isinstance(raw, str):
+        raise ConfigError(f"listen must be a string HOST:PORT, not {raw!r}")
+    host, port = parse_listen(raw or DEFAULT_LISTEN)
+
+    raw, _ = pick(args.log_level, "log_level")
+    log_level = "info" if raw is None else raw
+    if not isinstance(log_level, str) or log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
+
+    raw, _ = pick(args.durability, "durability")
+    durability = "normal" if raw is None else raw
+    if durability not in DURABILITIES:
+        raise ConfigError(f"durability must be 'normal' or 'full', not {durability!r}")
+
+    raw, _ = pick(args.max_request, "max_request")
+    max_request = DEFAULT_MAX_REQUEST if raw is None else raw
+    if type(max_request) is not int or not 1024 <= max_request <= 1 << 30:
+        raise ConfigError(f"max_request must be a whole number of bytes from 1024 to 2**30, not {max_request!r}")
+
+    extra = {k: v for k, v in file_data.items() if k not in _KNOWN_KEYS}
+    return DaemonConfig(
+        state_dir=state_dir,
+        socket_path=socket_path,
+        listen_host=host,
+        listen_port=port,
+        config_file=config_file,
+        log_level=log_level.lower(),
+        durability=durability,
+        max_request=max_request,
+        extra=MappingProxyType(extra),
+    )

@@ -115,10 +115,11 @@ class ApiError(ClientError):
     def from_error_object(cls, error: Any) -> ApiError:
         if not isinstance(error, dict):
             return cls("internal", f"malformed error from the daemon: {error!r}")
-        data = error.get("data") if isinstance(error.get("data"), dict) else {}
-        data = dict(data)
+        raw_data = error.get("data")
+        data: dict[str, Any] = dict(raw_data) if isinstance(raw_data, dict) else {}
         code = data.pop("error", None)
-        rpc_code = error.get("code") if isinstance(error.get("code"), int) else 0
+        raw_code = error.get("code")
+        rpc_code: int = raw_code if isinstance(raw_code, int) else 0
         if not isinstance(code, str):
             code = {-32700: "parse_error", -32600: "invalid_request", -32601: "method_not_found",
                     -32602: "invalid_params"}.get(rpc_code, "internal")  # fmt: skip

@@ -169,9 +169,13 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
 
     raw, _ = pick(args.durability, "durability")
-    durability = "normal" if raw is None else raw
-    if durability not in DURABILITIES:
-        raise ConfigError(f"durability must be 'normal' or 'full', not {durability!r}")
+    durability: Literal["normal", "full"]
+    if raw is None or raw == "normal":
+        durability = "normal"
+    elif raw == "full":
+        durability = "full"
+    else:
+        raise ConfigError(f"durability must be 'normal' or 'full', not {raw!r}")
 
     raw, _ = pick(args.max_request, "max_request")
     max_request = DEFAULT_MAX_REQUEST if raw is None else raw

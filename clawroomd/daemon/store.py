@@ -376,7 +376,9 @@ class Store:
         now_ms: int,
     ) -> RoomRow:
         """Set the given fields (None leaves a field unchanged) and updated_ms; returns the new row."""
-        sets, args = ["updated_ms = ?"], [now_ms]
+        sets: list[str] = ["updated_ms = ?"]
+        args: list[object] = [now_ms]
+        value: object
         for column, value in (
             ("phase", phase),
             ("peer_key", peer_key),

@@ -1,0 +1,292 @@
+"""The local API's methods (JSON-RPC over the Unix socket): parameter checking and dispatch.
+
+Every method and its parameters are documented in protocol/SPEC.md, "Local API".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import clawroomd
+
+from ..core.errors import LocalProtocolError
+from ..core.events import FieldSpec, Message, Move, RoomCreated
+from ..core.joinurl import JoinURL
+from .errors import ApiError
+from .live import LiveRoom, now_ms
+from .views import list_row, result_view, status_view
+
+if TYPE_CHECKING:
+    from .rpc import Session
+    from .supervisor import Supervisor
+
+DEFAULT_TURN_TIMEOUT_S = 3600
+DEFAULT_DEADLINE_S = 24 * 3600
+DEFAULT_ANSWER_TIMEOUT_S = 2 * 3600
+
+
+def _bad(message: str) -> ApiError:
+    return ApiError("invalid_params", message)
+
+
+def _get(
+    params: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ..., *, what: str = ""
+) -> Any:
+    if name not in params or params[name] is None:
+        if default is ...:
+            raise _bad(f"missing parameter {name!r}{what}")
+        return default
+    value = params[name]
+    if not isinstance(value, kind) or (
+        isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))
+    ):
+        raise _bad(f"parameter {name!r} has the wrong type")
+    return value
+
+
+def _seconds(params: dict[str, Any], name: str, default: float | None) -> int | None:
+    value = _get(params, name, (int, float), default)
+    if value is None:
+        return None
+    if value <= 0 or value > 366 * 86400:
+        raise _bad(f"{name} must be a positive number of seconds (at most a year)")
+    return int(value * 1000)
+
+
+def _protocol(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except LocalProtocolError as err:
+        raise ApiError("bad_value", err.message, {"protocol_code": err.code}) from None
+
+
+class Api:
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+        self.methods: dict[str, Callable[[dict[str, Any], Session], Awaitable[Any]]] = {
+            "daemon.info": self.daemon_info,
+            "room.create": self.room_create,
+            "room.join": self.room_join,
+            "room.list": self.room_list,
+            "room.status": self.room_status,
+            "room.transcript": self.room_transcript,
+            "room.send": self.room_send,
+            "room.watch": self.room_watch,
+            "room.close": self.room_close,
+            "room.cancel": self.room_cancel,
+            "room.result": self.room_result,
+        }
+
+    async def handle(self, method: str, params: dict[str, Any], session: Session) -> Any:
+        fn = self.methods.get(method)
+        if fn is None:
+            raise ApiError("method_not_found", f"unknown method {method!r}; methods: {', '.join(sorted(self.methods))}")
+        return await fn(params, session)
+
+    def _room(self, params: dict[str, Any]) -> LiveRoom:
+        return self.sup.room(_get(params, "room_id", str))
+
+    async def daemon_info(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        return {
+            "peer_id": self.sup.identity.peer_id,
+            "version": clawroomd.__version__,
+            "listen": list(self.sup.listen),
+            "state_dir": str(self.sup.config.state_dir),
+            "socket": str(self.sup.config.socket_path),
+            "rooms": len(self.sup.rooms),
+            "open_rooms": sum(1 for r in self.sup.rooms.values() if not r.closed),
+        }
+
+    def _advertise(self, params: dict[str, Any]) -> list[tuple[str, int]]:
+        given = _get(params, "advertise", list, None)
+        texts = given if given is not None else list(self.sup.tuning.get("advertise", []) or self.sup.listen)
+        out = []
+        for text in texts:
+            if not isinstance(text, str) or ":" not in text:
+                raise _bad(f"advertise address {text!r} must be host:port")
+            host, _, port = text.rpartition(":")
+            host = host.strip("[]")
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise _bad(f"advertise address {text!r} has a bad port")
+            try:
+                if ipaddress.ip_address(host).is_unspecified:
+                    continue  # 0.0.0.0 / :: cannot be dialled; name a real address with advertise
+            except ValueError:
+                pass
+            out.append((host, int(port)))
+        return out
+
+    async def room_create(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        raw_fields = _get(params, "fields", list, what=' (the required outcome fields, e.g. ["price"])')
+        fields = []
+        for f in raw_fields:
+            if isinstance(f, str):
+                fields.append(_protocol(lambda f=f: FieldSpec(name=f)))
+            elif isinstance(f, dict) and isinstance(f.get("name"), str):
+                fields.append(
+                    _protocol(lambda f=f: FieldSpec(name=f["name"], description=str(f.get("description", ""))))
+                )
+            else:
+                raise _bad('each field is a name or {"name": ..., "description": ...}')
+        now = now_ms()
+        deadline = _seconds(params, "deadline_s", DEFAULT_DEADLINE_S)
+        spec = _protocol(
+            lambda: RoomCreated(
+                topic=_get(params, "topic", str),
+                goal=_get(params, "goal", str, ""),
+                fields=tuple(fields),
+                max_turns=_get(params, "max_turns", int, 20),
+                first=_get(params, "first", str, "host"),
+                turn_timeout_ms=_seconds(params, "turn_timeout_s", DEFAULT_TURN_TIMEOUT_S),
+                deadline_ms=None if deadline is None else now + deadline,
+                answer_timeout_ms=_seconds(params, "answer_timeout_s", DEFAULT_ANSWER_TIMEOUT_S),
+            )
+        )
+        meta = {"host_label": _get(params, "label", str, ""), "topic": spec.topic}
+        command = _get(params, "agent_command", list, None)
+        if command is not None:
+            if not command or not all(isinstance(a, str) for a in command):
+                raise _bad("agent_command is a non-empty list of strings (argv)")
+            meta["agent_command"] = command
+        live = await self.sup.create_room(
+            spec, advertise=self._advertise(params), meta=meta, ttl_ms=_seconds(params, "invite_ttl_s", None)
+        )
+        view = status_view(live)
+        view["join_url"] = live.meta["join_url"]
+        return view
+
+    async def room_join(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        try:
+            url = JoinURL.parse(_get(params, "join_url", str))
+        except LocalProtocolError as err:
+            raise ApiError("bad_join_url", err.message) from None
+        if url.host_peer_id == self.sup.identity.peer_id:
+            raise ApiError("conflict", "that join URL is for a room this daemon hosts; the guest needs its own daemon")
+        meta: dict[str, Any] = {}
+        command = _get(params, "agent_command", list, None)
+        if command is not None:
+            if not command or not all(isinstance(a, str) for a in command):
+                raise _bad("agent_command is a non-empty list of strings (argv)")
+            meta["agent_command"] = command
+        timeout = float(_get(params, "timeout_s", (int, float), 30))
+        live = await self.sup.guest_side.join(url, label=_get(params, "label", str, ""), meta=meta, timeout=timeout)
+        return status_view(live)
+
+    async def room_list(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        return {"rooms": [list_row(live) for live in self.sup.rooms.values()]}
+
+    async def room_status(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        return status_view(self._room(params))
+
+    async def room_transcript(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        live = self._room(params)
+        after = _get(params, "after", int, -1)
+        return {"room_id": live.room_id, "events": [e.to_json() for e in live.core.events_after(after)]}
+
+    def _moves(self, live: LiveRoom, params: dict[str, Any]) -> tuple[Move, ...]:
+        """Moves from `moves` (full form) plus the CLI's shorthands; `accept` without a value takes the
+        peer's standing proposal, which is what a person means by "accept price"."""
+        st = live.state
+        peer = "guest" if live.role == "host" else "host"
+        raw = list(_get(params, "moves", list, []))
+        for name, value in dict(_get(params, "propose", dict, {})).items():
+            raw.append({"op": "propose", "field": name, "value": value})
+        for name in _get(params, "accept", list, []):
+            raw.append({"op": "accept", "field": name})
+        for name in _get(params, "reject", list, []):
+            raw.append({"op": "reject", "field": name})
+        moves = []
+        for m in raw:
+            if not isinstance(m, dict) or not isinstance(m.get("op"), str) or not isinstance(m.get("field"), str):
+                raise _bad('each move is {"op": propose|accept|reject, "field": name, "value"?: text}')
+            value = m.get("value")
+            if m["op"] == "accept" and value is None:
+                value = st.proposals.get(m["field"], {}).get(peer)  # type: ignore[call-overload]
+                if value is None:
+                    raise ApiError(
+                        "conflict",
+                        f"the {peer} has no standing proposal for {m['field']!r} to accept",
+                        {"protocol_code": "no_such_proposal"},
+                    )
+            refs = m.get("refs", [])
+            if not isinstance(refs, list):
+                raise _bad("refs is a list of text")
+            moves.append(
+                _protocol(
+                    lambda m=m, value=value, refs=refs: Move(
+                        op=m["op"], field=m["field"], value=value, refs=tuple(refs)
+                    )
+                )
+            )
+        return tuple(moves)
+
+    async def room_send(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        live = self._room(params)
+        text = _get(params, "text", str, "")
+        body = _protocol(lambda: Message(text=text, moves=self._moves(live, params)))
+        sid = _get(params, "sid", str, None)
+        if sid is not None and not (1 <= len(sid) <= 60 and sid.replace("-", "").replace("_", "").isalnum()):
+            raise _bad("sid must be 1-60 letters, digits, - or _")
+        return await self.sup.submit(live, body, sid=None if sid is None else "a-" + sid)
+
+    async def room_close(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        live = self._room(params)
+        return await self.sup.submit(live, self.sup.close_body(live))
+
+    async def room_cancel(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        live = self._room(params)
+        if live.closed:
+            raise ApiError("room_closed", "the room is already closed")
+        return await self.sup.cancel(live, _get(params, "reason", str, ""))
+
+    async def room_result(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        live = self._room(params)
+        result = result_view(live)
+        if result is None:
+            raise ApiError(
+                "not_ready",
+                "the room is still open; `clawroom watch` waits for it to close",
+                {"lifecycle": status_view(live)["lifecycle"]},
+            )
+        return {"room_id": live.room_id, "role": live.role, "topic": status_view(live)["topic"], **result}
+
+    async def room_watch(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        live = self._room(params)
+        after = _get(params, "after", int, -1)
+        session.start_soon(self._stream, live, after, session)
+        return {"room_id": live.room_id, "subscribed": True, "seq": live.state.seq}
+
+    async def _stream(self, live: LiveRoom, after: int, session: Session) -> None:
+        """Notifications: room.event per event (from `after`), room.your_turn when we are awaited,
+        room.status when link or lifecycle changes, room.closed once at the end."""
+        seq, turn_sent, last = after, -2, None
+        while not session.closed:
+            changed = live.changed
+            for event in live.core.events_after(seq):
+                if not await session.notify("room.event", {"room_id": live.room_id, "event": event.to_json()}):
+                    return
+                seq = event.header.seq
+            brief = (live.link_up, status_view(live)["lifecycle"])
+            if brief != last:
+                last = brief
+                await session.notify(
+                    "room.status",
+                    {"room_id": live.room_id, "peer_connected": brief[0], "lifecycle": brief[1], "seq": seq},
+                )
+            if live.our_turn and turn_sent != seq:
+                turn_sent = seq
+                await session.notify(
+                    "room.your_turn",
+                    {
+                        "room_id": live.room_id,
+                        "seq": seq,
+                        "awaiting": sorted(live.awaiting()),
+                        "phase": live.state.phase,
+                    },
+                )
+            if live.closed:
+                await session.notify("room.closed", {"room_id": live.room_id, "result": result_view(live)})
+                return
+            await changed.wait()

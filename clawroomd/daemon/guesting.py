@@ -1,0 +1,386 @@
+"""The guest's side: one redialling link per host daemon, joins, submissions and their acknowledgements.
+
+A `HostLink` keeps one authenticated connection to one host daemon for all the rooms we joined there.
+It redials with capped exponential backoff and full jitter, and after each connect re-syncs every room
+from its last sequence number and resubmits whatever is still in the outbox (submissions are
+idempotent by sid, so a resubmission can never double an event). A join that carries an invite forces
+a fresh connection, since the invite travels only in handshake message 3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..core.errors import LocalProtocolError, RemoteProtocolError
+from ..core.events import Body, Joined
+from ..core.invites import Invite
+from ..core.joinurl import JoinURL
+from ..core.room import GuestRoom
+from ..link import DialFailed, LinkClosed, PeerConnection, dial_peer
+from .errors import ApiError
+from .live import Ack, LiveRoom, now_ms
+
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
+
+log = logging.getLogger("clawroomd.guest")
+
+# Rejections that mean "the room moved on while our submission was in flight": re-sign and retry.
+STALE = frozenset({"bad_sequence", "bad_chain"})
+MIN_BACKOFF = 0.2
+
+
+class PendingJoin:
+    def __init__(self, url: JoinURL, label: str, meta: dict[str, Any]) -> None:
+        self.url = url
+        self.label = label
+        self.meta = meta
+        self.done = trio.Event()
+        self.error: ApiError | None = None
+        self.live: LiveRoom | None = None
+        self.attempts = 0
+
+
+class HostLink:
+    def __init__(self, side: GuestSide, peer_id: str, addrs: list[tuple[str, int]]) -> None:
+        self.side = side
+        self.sup = side.sup
+        self.peer_id = peer_id
+        self.addrs = addrs
+        self.rooms: dict[str, LiveRoom] = {}
+        self.joins: dict[str, PendingJoin] = {}
+        self.conn: PeerConnection | None = None
+        self.wake = trio.Event()
+        self.redial = trio.Event()
+
+    def poke(self, *, reconnect: bool = False) -> None:
+        self.wake.set()
+        if reconnect and self.conn is not None:
+            self.redial.set()
+
+    async def run(self) -> None:
+        backoff = MIN_BACKOFF
+        while True:
+            if not self.joins and not any(not r.closed for r in self.rooms.values()):
+                self.wake = trio.Event()
+                await self.wake.wait()
+            invite = next(iter(self.joins.values())).url.invite if self.joins else None
+            if await self._session(invite):
+                backoff = MIN_BACKOFF
+                continue
+            delay = random.uniform(0, backoff)  # full jitter: many guests do not redial in lockstep
+            backoff = min(backoff * 2, self.side.max_backoff)
+            with trio.move_on_after(delay):
+                self.wake = trio.Event()
+                await self.wake.wait()  # a new join need not wait out the backoff
+
+    async def _session(self, invite: Invite | None) -> bool:
+        """One connection's life; True if it came up (so the next attempt starts with a short backoff)."""
+        last_error: Exception | None = None
+        for addr in self.addrs:
+            came_up = False
+            try:
+                async with dial_peer(
+                    addr,
+                    identity=self.sup.identity,
+                    static_private=self.sup.static_key,
+                    expected_peer_id=self.peer_id,
+                    invite=invite,
+                    **self.sup.link_options,
+                ) as conn:
+                    came_up = True
+                    await self._connected(conn, invite)
+                return True
+            except (LinkClosed, DialFailed, RemoteProtocolError, OSError) as exc:
+                if came_up:
+                    log.info("link to %s lost: %s", self.peer_id[:15], exc)
+                    return True
+                last_error = exc
+                if invite is not None and self._refused_join(invite, exc):
+                    return False
+            finally:
+                self._disconnected()
+        if not self.addrs:
+            last_error = DialFailed("the join URL has no address and LAN discovery is not available yet")
+        for join in list(self.joins.values()):
+            join.attempts += 1
+            if join.attempts >= 3:
+                self._fail_join(join.url.room_id, ApiError("peer_unreachable", f"cannot reach the host: {last_error}"))
+        log.info("cannot reach %s: %s", self.peer_id[:15], last_error)
+        return False
+
+    def _refused_join(self, invite: Invite, exc: Exception) -> bool:
+        """A refusal that no retry can fix ends the join at once with a message saying why."""
+        if isinstance(exc, LinkClosed) and exc.error_code in ("bad_invite", "invite_used", "invite_expired"):
+            self._fail_join(invite.room_id, ApiError("invite_rejected", _invite_message(exc.error_code)))
+            return True
+        if isinstance(exc, RemoteProtocolError):
+            self._fail_join(
+                invite.room_id,
+                ApiError(
+                    "peer_unreachable", f"the daemon at that address is not the host named in the link: {exc.message}"
+                ),
+            )
+            return True
+        return False
+
+    async def _connected(self, conn: PeerConnection, invite: Invite | None) -> None:
+        self.conn = conn
+        self.redial = trio.Event()
+        log.info("link to %s up (sas %s)", self.peer_id[:15], conn.sas)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_redial, nursery.cancel_scope)
+            if invite is not None and invite.room_id in self.joins:
+                await conn.send({"t": "sync", "room": invite.room_id, "after": -1})
+            for live in list(self.rooms.values()):
+                if not live.closed:
+                    await self._resume(conn, live)
+            async for frame in conn:
+                await self.side.on_frame(self, conn, frame)
+            nursery.cancel_scope.cancel()
+
+    async def _watch_redial(self, scope: trio.CancelScope) -> None:
+        await self.redial.wait()
+        scope.cancel()
+
+    async def _resume(self, conn: PeerConnection, live: LiveRoom) -> None:
+        live.link_up = True
+        await conn.send({"t": "sync", "room": live.room_id, "after": live.state.seq})
+        for row in self.sup.store.outbox(live.room_id):
+            await conn.send({"t": "submit", "room": live.room_id, "sid": row.sid, "env": row.envelope})
+        live.bump()
+
+    def _disconnected(self) -> None:
+        self.conn = None
+        for live in self.rooms.values():
+            if live.link_up:
+                live.link_up = False
+                live.bump()
+
+    def _fail_join(self, room_id: str, error: ApiError) -> None:
+        join = self.joins.pop(room_id, None)
+        if join is not None:
+            join.error = error
+            join.done.set()
+
+
+def _invite_message(code: str | None) -> str:
+    return {
+        "bad_invite": "the host did not accept this invite (wrong secret or room); ask for a fresh link",
+        "invite_used": "this invite has already been used by another guest; ask the host for a new link",
+        "invite_expired": "this invite has expired; ask the host for a new link",
+    }.get(code or "", "the host refused the invite")
+
+
+class GuestSide:
+    def __init__(self, sup: Supervisor, *, max_backoff: float, guest_grace_s: float) -> None:
+        self.sup = sup
+        self.max_backoff = max_backoff
+        self.guest_grace_s = guest_grace_s
+        self.links: dict[str, HostLink] = {}
+
+    def link_for(self, peer_id: str, addrs: list[tuple[str, int]]) -> HostLink:
+        link = self.links.get(peer_id)
+        if link is None:
+            link = self.links[peer_id] = HostLink(self, peer_id, list(addrs))
+            self.sup.nursery.start_soon(link.run)
+        else:
+            for addr in addrs:  # a newer join URL may know better addresses: try those first
+                if addr in link.addrs:
+                    link.addrs.remove(addr)
+            link.addrs[:0] = list(addrs)
+        return link
+
+    def attach(self, live: LiveRoom) -> None:
+        """Resume a guest room restored from the store."""
+        addrs = [(h, int(p)) for h, p in live.meta.get("addrs", [])]
+        link = self.link_for(live.meta["host_peer_id"], addrs)
+        link.rooms[live.room_id] = live
+        link.poke()
+        self.sup.nursery.start_soon(self.local_deadline, live)
+
+    # -- joining --------------------------------------------------------------------------------------
+
+    async def join(self, url: JoinURL, *, label: str, meta: dict[str, Any], timeout: float) -> LiveRoom:
+        existing = self.sup.rooms.get(url.room_id)
+        if existing is not None:
+            if existing.role != "guest":
+                raise ApiError("conflict", "this daemon is the host of that room; a room needs two daemons")
+            return existing
+        link = self.link_for(url.host_peer_id, list(url.addrs))
+        if url.room_id in link.joins:
+            raise ApiError("conflict", "a join of this room is already under way")
+        pending = PendingJoin(
+            url, label, {**meta, "host_peer_id": url.host_peer_id, "addrs": [list(a) for a in url.addrs]}
+        )
+        link.joins[url.room_id] = pending
+        link.poke(reconnect=True)
+        with trio.move_on_after(timeout):
+            await pending.done.wait()
+        link.joins.pop(url.room_id, None)
+        if pending.error is not None:
+            raise pending.error
+        if pending.live is None:
+            raise ApiError(
+                "peer_unreachable",
+                f"the host did not complete the join within {timeout:g} s; "
+                "check the address in the link and that the host's daemon runs",
+            )
+        return pending.live
+
+    async def _first_event(self, link: HostLink, conn: PeerConnection, join: PendingJoin, env: bytes) -> None:
+        """room_created arrived for a pending join: create the replica, persist it, and sign `joined`."""
+        core = GuestRoom(self.sup.identity, room_id=join.url.room_id, host_key=conn.peer_public_key)
+        try:
+            event = core.receive(env)
+        except RemoteProtocolError as err:
+            link._fail_join(join.url.room_id, ApiError("conflict", f"the host sent a bad first event: {err.message}"))
+            return
+        assert event is not None
+        live = LiveRoom(
+            room_id=join.url.room_id, role="guest", core=core, meta=join.meta, peer_key=conn.peer_public_key
+        )
+        live.link_up = True
+        with self.sup.store.transaction():
+            self.sup.store.create_room(
+                live.room_id, "guest", live.meta, now_ms(), peer_key=conn.peer_public_key, phase="new"
+            )
+            self.sup.commit(live, [event])
+        self.sup.rooms[live.room_id] = live
+        link.rooms[live.room_id] = live
+        join.live = live
+        self.sup.nursery.start_soon(self._finish_join, link, live, join)
+
+    async def _finish_join(self, link: HostLink, live: LiveRoom, join: PendingJoin) -> None:
+        try:
+            await self.submit(live, Joined(label=join.label), "join")
+        except ApiError as err:
+            join.error = err
+        link.joins.pop(live.room_id, None)
+        join.done.set()
+        self.sup.nursery.start_soon(self.local_deadline, live)
+        from . import agents
+
+        if live.meta.get("agent_command"):
+            self.sup.nursery.start_soon(agents.run_agent_loop, self.sup, live)
+
+    # -- frames from the host ---------------------------------------------------------------------------
+
+    async def on_frame(self, link: HostLink, conn: PeerConnection, frame: dict[str, Any]) -> None:
+        kind, room_id = frame.get("t"), frame.get("room")
+        live = link.rooms.get(room_id) if isinstance(room_id, str) else None
+        match kind:
+            case "event":
+                env = frame.get("env")
+                if not isinstance(env, bytes):
+                    raise RemoteProtocolError("malformed", "event needs `env` bytes")
+                if live is None:
+                    join = link.joins.get(room_id) if isinstance(room_id, str) else None
+                    if join is not None and join.live is None:
+                        await self._first_event(link, conn, join, env)
+                    return
+                await self._event(live, env)
+            case "reject":
+                sid = frame.get("sid")
+                if live is not None and isinstance(sid, str):
+                    self.sup.store.drop_outbox(live.room_id, sid)
+                    ack = live.acks.get(sid)
+                    if ack is not None:
+                        ack.code, ack.message = str(frame.get("code", "rejected")), str(frame.get("message", ""))
+                        ack.done.set()
+            case "refused":
+                if isinstance(room_id, str):
+                    link._fail_join(room_id, ApiError("unknown_room", str(frame.get("message", "refused"))))
+                log.warning("host refused room %s: %s", room_id, frame.get("message"))
+            case _:
+                raise RemoteProtocolError("malformed", f"unknown link message {kind!r}")
+
+    async def _event(self, live: LiveRoom, env: bytes) -> None:
+        core: GuestRoom = live.core  # type: ignore[assignment]
+        event = core.receive(env)  # RemoteProtocolError: the host misbehaved; the link closes and redials
+        if event is None:
+            return
+        self.sup.commit(live, [event])
+        if event.header.author == "guest":
+            self.sup.store.drop_outbox(live.room_id, event.header.sid)
+            ack = live.acks.get(event.header.sid)
+            if ack is not None:
+                ack.event = event
+                ack.done.set()
+
+    # -- our submissions ------------------------------------------------------------------------------
+
+    async def submit(self, live: LiveRoom, body: Body, sid: str) -> dict[str, Any]:
+        from .supervisor import api_error
+
+        link = self.links[live.meta["host_peer_id"]]
+        for _attempt in range(3):
+            async with live.lock:
+                try:
+                    sub = live.core.prepare(body, sid=sid, now_ms=now_ms())  # type: ignore[union-attr]
+                except LocalProtocolError as err:
+                    raise api_error(err) from None
+                if sub.duplicate:
+                    return {"event": sub.events[0].to_json(), "duplicate": True}
+                env = sub.events[0].envelope
+                self.sup.store.put_outbox(live.room_id, sid, env, now_ms())  # durable before it leaves
+                ack = live.acks[sid] = Ack()
+                if link.conn is not None:
+                    with contextlib.suppress(LinkClosed):  # the outbox resubmits it on reconnect
+                        await link.conn.send({"t": "submit", "room": live.room_id, "sid": sid, "env": env})
+                with trio.move_on_after(self.sup.send_timeout):
+                    await ack.done.wait()
+                live.acks.pop(sid, None)
+            if ack.event is not None:
+                return {"event": ack.event.to_json(), "duplicate": False}
+            if not ack.done.is_set():
+                return {
+                    "queued": True,
+                    "sid": sid,
+                    "message": "the host is unreachable; the move is saved and will be sent when it is back",
+                }
+            if ack.code not in STALE:
+                raise ApiError(
+                    "not_your_turn"
+                    if ack.code == "not_your_turn"
+                    else "room_closed"
+                    if ack.code == "room_closed"
+                    else "conflict",
+                    f"the host refused the move: {ack.message}",
+                    {"protocol_code": ack.code},
+                )
+            await trio.sleep(0.05)  # the event we had not yet seen is on its way; re-sign on top of it
+        raise ApiError("conflict", "the room kept changing while we tried to send; check status and retry")
+
+    # -- when the host is gone for good ----------------------------------------------------------------
+
+    async def local_deadline(self, live: LiveRoom) -> None:
+        """The host decides deadlines, but a host that vanished cannot: past the room deadline plus a
+        grace period we end the room on our side only, saying so."""
+        spec = live.state.spec
+        if spec is None or spec.deadline_ms is None:
+            return
+        while not live.closed:
+            delay = (spec.deadline_ms - now_ms()) / 1000 + self.guest_grace_s
+            if delay <= 0:
+                break
+            changed = live.changed
+            with trio.move_on_after(delay):
+                await changed.wait()
+        if live.closed:
+            return
+        live.local_result = {
+            "status": "timeout",
+            "local": True,
+            "outcomes": dict(live.state.agreed),
+            "reason": "the host stayed unreachable past the room's deadline; "
+            "this result is ours alone, not signed by the host",
+        }
+        self.sup.store.update_room(live.room_id, phase="closed", result=live.local_result, now_ms=now_ms())
+        live.bump()
+        log.warning("room %s: host unreachable past the deadline; ended locally", live.room_id)

@@ -1,0 +1,78 @@
+"""An open room in memory: its core object, the lock that serialises local moves, and change signals."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from ..core.envelope import SignedEvent
+from ..core.events import Role, other
+from ..core.room import GuestRoom, HostRoom
+from ..core.rules import RoomState
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Ack:
+    """How the host answered one of our (guest) submissions."""
+
+    event: SignedEvent | None = None
+    code: str = ""
+    message: str = ""
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+class LiveRoom:
+    def __init__(
+        self, *, room_id: str, role: Role, core: HostRoom | GuestRoom, meta: dict[str, Any], peer_key: bytes | None
+    ) -> None:
+        self.room_id = room_id
+        self.role = role
+        self.core = core
+        self.meta = meta
+        self.peer_key = peer_key
+        self.lock = trio.Lock()  # one local move at a time: guests sign against the head they hold
+        self.acks: dict[str, Ack] = {}
+        self.local_result: dict[str, Any] | None = None  # guest-side verdict when the host is gone for good
+        self.link_up = False
+        self.pusher: trio.CancelScope | None = None  # host: the task streaming events to the guest
+        self._changed = trio.Event()
+
+    @property
+    def state(self) -> RoomState:
+        return self.core.state
+
+    @property
+    def closed(self) -> bool:
+        return self.state.phase == "closed" or self.local_result is not None
+
+    @property
+    def changed(self) -> trio.Event:
+        """Set at the next change; capture it *before* reading state so no change is missed."""
+        return self._changed
+
+    def bump(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def awaiting(self) -> set[Role]:
+        """Who is expected to act now: whose turn it is, the side asked to countersign, or both at the
+        turn limit when everything is agreed (either may propose the close)."""
+        st = self.state
+        if self.closed or st.phase not in ("active", "delivering"):
+            return set()
+        if st.phase == "delivering" and st.pending_close is not None:
+            return {other(st.pending_close.proposer)}
+        if st.turn is not None:
+            return {st.turn}
+        return {"host", "guest"} if st.all_agreed else set()
+
+    @property
+    def our_turn(self) -> bool:
+        return self.role in self.awaiting() and self.role not in self.state.consulting

@@ -32,9 +32,9 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def add_event(store: Store, seq: int, *, room: str = ROOM, sid: str | None = None) -> None:
+def add_event(store: Store, seq: int, *, room: str = ROOM, sid: str | None = None, author: str = "host") -> None:
     store.append_event(
-        room, seq=seq, hash=bytes([seq]) * 32, envelope=b"env%d" % seq, kind="message", author="host",
+        room, seq=seq, hash=bytes([seq]) * 32, envelope=b"env%d" % seq, kind="message", author=author,
         ts_ms=1000 + seq, sid=sid if sid is not None else f"s{seq}", transcript={"seq": seq, "text": "hé"},
     )  # fmt: skip
 
@@ -107,11 +107,13 @@ def test_events_sequence_and_transcript(store: Store) -> None:
     assert store.last_seq(ROOM) == 1 and store.last_seq("cr_dead") == -1
     assert [e.seq for e in store.events(ROOM)] == [0, 1]
     assert [e.seq for e in store.events(ROOM, after_seq=0)] == [1]
-    ev = store.event_by_sid(ROOM, "s1")
+    ev = store.event_by_sid(ROOM, "s1", "host")
     assert ev is not None and ev.envelope == b"env1" and ev.hash == b"\x01" * 32 and ev.ts_ms == 1001
-    assert store.event_by_sid(ROOM, "nope") is None
+    assert store.event_by_sid(ROOM, "nope", "host") is None
+    assert store.event_by_sid(ROOM, "s1", "guest") is None
+    add_event(store, 2, sid="s1", author="guest")  # sids are scoped by author: the guest may reuse one
     # the refused appends wrote nothing, to the DB or the transcript
-    assert transcript(store) == [{"seq": 0, "text": "hé"}, {"seq": 1, "text": "hé"}]
+    assert transcript(store) == [{"seq": 0, "text": "hé"}, {"seq": 1, "text": "hé"}, {"seq": 2, "text": "hé"}]
     assert mode(store.room_dir(ROOM) / "transcript.jsonl") == 0o600
     assert mode(store.room_dir(ROOM)) == 0o700
 

@@ -152,7 +152,7 @@ MIGRATIONS: list[list[str]] = [
             sid        TEXT,
             transcript TEXT NOT NULL,
             PRIMARY KEY (room_id, seq),
-            UNIQUE (room_id, sid)
+            UNIQUE (room_id, author, sid)  -- submit ids are scoped by author (SPEC.md section 10)
         )""",
         """CREATE TABLE outbox (
             room_id    TEXT NOT NULL REFERENCES rooms (room_id) ON DELETE CASCADE,
@@ -181,7 +181,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # Sorted keys: both sides' transcript.jsonl must be byte-identical, whatever order a dict was built in.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 def _transcript_line(transcript_json: str) -> bytes:
@@ -487,9 +488,10 @@ class Store:
         )
         return [self._event(r) for r in rows]
 
-    def event_by_sid(self, room_id: str, sid: str) -> EventRow | None:
+    def event_by_sid(self, room_id: str, sid: str, author: str) -> EventRow | None:
         r = self._db.execute(
-            f"SELECT {self._EVENT_COLS} FROM events WHERE room_id = ? AND sid = ?", (room_id, sid)
+            f"SELECT {self._EVENT_COLS} FROM events WHERE room_id = ? AND author = ? AND sid = ?",
+            (room_id, author, sid),
         ).fetchone()
         return None if r is None else self._event(r)
 

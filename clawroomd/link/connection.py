@@ -143,8 +143,8 @@ class PeerConnection:
         finally:
             self._inbox_send.close()
 
-    async def aclose(self, code: int = NORMAL_CLOSE, reason: str = "") -> None:
-        """Close the WebSocket (bounded by `close_timeout`) and stop the connection's tasks.
+    async def aclose(self, code: int = NORMAL_CLOSE, reason: str = "", *, timeout: float | None = None) -> None:
+        """Close the WebSocket (bounded by `timeout`, default `close_timeout`) and stop the connection's tasks.
 
         Safe to call from several tasks: the first close wins and the others wait for it, so a handler
         closing normally cannot cut off the protocol-error close the reader is still sending.
@@ -155,7 +155,7 @@ class PeerConnection:
         self._closing = True
         self._note_closed(LinkClosed(code, reason, by_peer=False))
         try:
-            await close_ws(self._ws, code, reason, self._close_timeout)
+            await close_ws(self._ws, code, reason, self._close_timeout if timeout is None else timeout)
         finally:
             self._inbox_send.close()
             if self._run_scope is not None:

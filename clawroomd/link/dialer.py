@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from .listener import RESOURCE
 from .session import connect_peer
 
 DIAL_TIMEOUT = 10.0
+SHUTDOWN_CLOSE_S = 0.2
 
 
 @asynccontextmanager
@@ -56,8 +58,11 @@ async def dial_peer(
             except Exception as exc:
                 failure = exc
             finally:
+                # Being cancelled (daemon shutdown) means the peer's close reply can no longer be read:
+                # say goodbye but do not wait the full close timeout for an answer that cannot come.
+                cancelled = trio.current_effective_deadline() == -math.inf
                 with trio.CancelScope(shield=True):
-                    await conn.aclose()
+                    await conn.aclose(timeout=SHUTDOWN_CLOSE_S if cancelled else None)
                 _wind_down(nursery)
     if failure is not None:
         raise failure

@@ -1,0 +1,101 @@
+"""Run a real `clawroomd` in a child process: for the demo, the end-to-end tests and the benchmarks.
+
+Each daemon gets its own private folder (0700) holding its state dir, socket and config file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..client import Client, ClientError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+class DaemonProcess:
+    def __init__(self, folder: Path, *, name: str = "daemon", port: int | None = None,
+                 tuning: dict[str, Any] | None = None, log_level: str = "info") -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o700)
+        self.name = name
+        self.state_dir = self.folder / "state"
+        self.socket = self.folder / "clawroomd.sock"
+        self.port = port or free_port()
+        self.log_path = self.folder / "clawroomd.log"
+        self.config = self.folder / "clawroomd.toml"
+        self.config.write_text("[tuning]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in (tuning or {}).items()))
+        self.log_level = log_level
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 15.0) -> DaemonProcess:
+        argv = [sys.executable, "-m", "clawroomd.daemon", "--state-dir", str(self.state_dir),
+                "--socket", str(self.socket), "--listen", f"127.0.0.1:{self.port}", "--config", str(self.config),
+                "--log-level", self.log_level]
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with Client(self.socket, timeout=2) as c:
+                    c.call("daemon.info")
+                return self
+            except (ClientError, OSError):
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not answer within {timeout} s:\n{self.log_tail()}")
+
+    def client(self, timeout: float | None = 30) -> Client:
+        return Client(self.socket, timeout=timeout)
+
+    def call(self, method: str, **params: Any) -> Any:
+        with self.client() as c:
+            return c.call(method, **params)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, exactly what a crash looks like."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return int(self.proc.returncode)
+
+    def transcript(self, room_id: str) -> str:
+        return (self.state_dir / "rooms" / room_id / "transcript.jsonl").read_text()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"

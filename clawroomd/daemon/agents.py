@@ -71,7 +71,7 @@ async def _one_turn(sup: Supervisor, live: LiveRoom, argv: list[str]) -> None:
     if action == "wait":
         return
     if action == "close":
-        await sup.submit(live, sup.close_body(live))
+        await sup.submit(live, lambda: sup.close_body(live))
     elif action == "cancel":
         await sup.cancel(live, str(reply.get("reason", "the agent gave up")))
     elif action == "send":

@@ -225,15 +225,18 @@ class Api:
     async def room_send(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)
         text = _get(params, "text", str, "")
-        body = _protocol(lambda: Message(text=text, moves=self._moves(live, params)))
+        def make_body() -> Message:  # rebuilt on a retry: `accept` takes the standing value at that moment
+            return _protocol(lambda: Message(text=text, moves=self._moves(live, params)))  # type: ignore[no-any-return]
+
+        make_body()  # bad input fails here, before anything is signed
         sid = _get(params, "sid", str, None)
         if sid is not None and not (1 <= len(sid) <= 60 and sid.replace("-", "").replace("_", "").isalnum()):
             raise _bad("sid must be 1-60 letters, digits, - or _")
-        return await self.sup.submit(live, body, sid=None if sid is None else "a-" + sid)
+        return await self.sup.submit(live, make_body, sid=None if sid is None else "a-" + sid)
 
     async def room_close(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)
-        return await self.sup.submit(live, self.sup.close_body(live))
+        return await self.sup.submit(live, lambda: self.sup.close_body(live))
 
     async def room_cancel(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -258,7 +259,7 @@ class GuestSide:
 
     async def _finish_join(self, link: HostLink, live: LiveRoom, join: PendingJoin) -> None:
         try:
-            await self.submit(live, Joined(label=join.label), "join")
+            await self.submit(live, lambda: Joined(label=join.label), "join")
         except ApiError as err:
             join.error = err
         link.joins.pop(live.room_id, None)
@@ -315,14 +316,14 @@ class GuestSide:
 
     # -- our submissions ------------------------------------------------------------------------------
 
-    async def submit(self, live: LiveRoom, body: Body, sid: str) -> dict[str, Any]:
+    async def submit(self, live: LiveRoom, make_body: Callable[[], Body], sid: str) -> dict[str, Any]:
         from .supervisor import api_error
 
         link = self.links[live.meta["host_peer_id"]]
         for _attempt in range(3):
             async with live.lock:
                 try:
-                    sub = live.core.prepare(body, sid=sid, now_ms=now_ms())  # type: ignore[union-attr]
+                    sub = live.core.prepare(make_body(), sid=sid, now_ms=now_ms())  # type: ignore[union-attr]
                 except LocalProtocolError as err:
                     raise api_error(err) from None
                 if sub.duplicate:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -185,22 +186,23 @@ class Supervisor:
         log.info("room %s created (%s), invite valid until %d", room_id, spec.topic, record.expires_ms)
         return live
 
-    async def submit(self, live: LiveRoom, body: Body, *, sid: str | None = None) -> dict[str, Any]:
+    async def submit(self, live: LiveRoom, make_body: Callable[[], Body], *, sid: str | None = None) -> dict[str, Any]:
         """Our side's event: validated, signed, sequenced by the host, committed. Returns the event JSON
-        (or, for a guest whose host is unreachable, `queued`)."""
+        (or, for a guest whose host is unreachable, `queued`). `make_body` is called under the room lock,
+        again on a retry, so a body that depends on the state (a countersignature, an accept) is current."""
         sid = sid or "l-" + secrets.token_hex(8)
         if live.local_result is not None:
             raise ApiError("room_closed", "this room has ended: " + str(live.local_result.get("reason", "")))
         if live.role == "host":
             async with live.lock:
                 try:
-                    sub: Submission = live.core.send(body, sid=sid, now_ms=now_ms())  # type: ignore[union-attr]
+                    sub: Submission = live.core.send(make_body(), sid=sid, now_ms=now_ms())  # type: ignore[union-attr]
                 except LocalProtocolError as err:
                     raise api_error(err) from None
                 if not sub.duplicate:
                     self.commit(live, sub.events)
             return {"event": sub.events[0].to_json(), "duplicate": sub.duplicate}
-        return await self.guest_side.submit(live, body, sid)
+        return await self.guest_side.submit(live, make_body, sid)
 
     def close_body(self, live: LiveRoom) -> Body:
         """Countersign the peer's close if one is pending, else propose closing with the current outcome."""
@@ -226,4 +228,4 @@ class Supervisor:
                     raise api_error(err) from None
                 self.commit(live, sub.events)
             return {"event": sub.events[-1].to_json()}
-        return await self.submit(live, ErrorEvent(code="cancelled", message=reason[:500]))
+        return await self.submit(live, lambda: ErrorEvent(code="cancelled", message=reason[:500]))

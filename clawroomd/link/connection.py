@@ -30,6 +30,7 @@ MAX_WS_MESSAGE = 65535
 KEEPALIVE_INTERVAL = 10.0
 DEAD_AFTER = 30.0
 CLOSE_TIMEOUT_S = 2.0
+SHUTDOWN_CLOSE_S = 0.2  # when we are being cancelled the peer's close reply cannot be read anyway
 QUEUE_SIZE = 16
 NORMAL_CLOSE = 1000
 

@@ -13,13 +13,12 @@ from trio_websocket import HandshakeError, connect_websocket
 from ..core.errors import RemoteProtocolError
 from ..core.identity import Identity
 from ..core.invites import Invite
-from .connection import CLOSE_TIMEOUT_S, MAX_WS_MESSAGE, PeerConnection
+from .connection import CLOSE_TIMEOUT_S, MAX_WS_MESSAGE, SHUTDOWN_CLOSE_S, PeerConnection
 from .errors import DialFailed, LinkClosed
 from .listener import RESOURCE
 from .session import connect_peer
 
 DIAL_TIMEOUT = 10.0
-SHUTDOWN_CLOSE_S = 0.2
 
 
 @asynccontextmanager

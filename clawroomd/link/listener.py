@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -12,7 +13,7 @@ from trio_websocket import ConnectionClosed, WebSocketRequest, WebSocketServer, 
 
 from ..core.errors import RemoteProtocolError
 from ..core.identity import Identity
-from .connection import MAX_WS_MESSAGE, PeerConnection
+from .connection import MAX_WS_MESSAGE, SHUTDOWN_CLOSE_S, PeerConnection
 from .errors import DialFailed, LinkClosed
 from .session import HANDSHAKE_TIMEOUT, Authorize, accept_peer
 
@@ -92,8 +93,9 @@ async def run_connection(conn: PeerConnection, handler: Handler) -> None:
             try:
                 await handler(conn)
             finally:
+                cancelled = trio.current_effective_deadline() == -math.inf  # shutting down: see dialer.py
                 with trio.CancelScope(shield=True):
-                    await conn.aclose()
+                    await conn.aclose(timeout=SHUTDOWN_CLOSE_S if cancelled else None)
                 nursery.cancel_scope.cancel()
     except Exception:
         log.exception("peer handler for %s failed", conn.peer_peer_id)

@@ -1,0 +1,319 @@
+"""The CLI's commands: each `cmd_<name>(cfg) -> exit code` is a thin layer over one or two API calls.
+
+Errors are raised, never printed here: `clawroomd.cli.main.run` maps them to messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from clawroomd.client import Client, ConnectionLost
+
+from . import render
+from .main import EXIT_OK, Config, JoinURLError, UsageError
+
+CALL_TIMEOUT = 60.0  # seconds to wait for any one answer (join adds its own timeout)
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_ROOM_ID_RE = re.compile(r"^cr_[0-9a-f]{8,32}$")
+
+
+def parse_duration(text: str, option: str) -> float:
+    """30s, 10m, 2h, 3d (a bare number is seconds) -> seconds."""
+    m = _DURATION_RE.match(text)
+    if not m or float(m.group(1)) <= 0:
+        raise UsageError(f"{option} {text!r} is not a duration like 30s, 10m, 2h or 3d")
+    return float(m.group(1)) * _UNITS[(m.group(2) or "s").lower()]
+
+
+def _client(cfg: Config, timeout: float | None = CALL_TIMEOUT) -> Client:
+    return Client(cfg.socket, timeout=timeout)
+
+
+def _out(cfg: Config, result: Any, text: str | None = None) -> int:
+    if cfg.json:
+        print(json.dumps(result, indent=None, ensure_ascii=False), flush=True)
+    elif text is not None:
+        print(text, flush=True)
+    return EXIT_OK
+
+
+def _agent_argv(command: str | None) -> list[str] | None:
+    if command is None:
+        return None
+    try:
+        argv = shlex.split(command)
+    except ValueError as e:
+        raise UsageError(f"--agent {command!r}: {e}") from None
+    if not argv:
+        raise UsageError("--agent needs a command")
+    return argv
+
+
+# ------------------------------------------------------------------------------------------------ create
+def cmd_create(cfg: Config) -> int:
+    if cfg.agents is not None and cfg.agents != 2:
+        raise UsageError("a room always has two agents (the host's and the guest's); --agents can only be 2")
+    fields: list[Any] = []
+    for spec in cfg.fields:
+        name, sep, description = spec.partition("=")
+        fields.append({"name": name.strip(), "description": description.strip()} if sep else name.strip())
+    params: dict[str, Any] = {
+        "topic": cfg.topic,
+        "goal": cfg.goal,
+        "fields": fields,
+        "max_turns": cfg.max_turns,
+        "first": cfg.first,
+        "label": cfg.label,
+    }
+    for option, key in (("turn_timeout", "turn_timeout_s"), ("deadline", "deadline_s"), ("invite_ttl", "invite_ttl_s")):
+        if cfg.options.get(option):
+            params[key] = parse_duration(cfg.options[option], "--" + option.replace("_", "-"))
+    if cfg.advertise:
+        params["advertise"] = cfg.advertise
+    if (argv := _agent_argv(cfg.agent)) is not None:
+        params["agent_command"] = argv
+    with _client(cfg) as c:
+        view = c.call("room.create", **params)
+    url = view["join_url"]
+    lines = [
+        f"Room {view['room_id']} created; you are the host.",
+        f"Topic: {view['topic']}",
+        f"Fields: {', '.join(f['name'] for f in view['fields'])} · max turns {view['max_turns']} · first: {cfg.first}",
+        f"Join URL: {url}",
+        "",
+        f"Send this link to the other owner: clawroom join '{url}'",
+        f"Watch the room: clawroom watch --room {view['room_id']}",
+    ]
+    if "&at=" not in url and "?at=" not in url:
+        lines.append(
+            "Warning: the link carries no address to dial (the daemon listens on an unspecified address such as "
+            "0.0.0.0). Pass --advertise HOST:PORT, or set advertise in the daemon's [tuning] config."
+        )
+    return _out(cfg, view, "\n".join(lines))
+
+
+# -------------------------------------------------------------------------------------------------- join
+def cmd_join(cfg: Config) -> int:
+    if cfg.role == "host":
+        raise UsageError("the host creates the room with `clawroom create`; `clawroom join` is for the guest")
+    url = cfg.url or cfg.join_url
+    if not url:
+        hint = f" (--room {cfg.room} is not enough)" if cfg.room else ""
+        raise UsageError(
+            f"a join needs the join URL the host's `clawroom create` printed{hint}: clawroom join 'clawroom://join/...'"
+        )
+    if _ROOM_ID_RE.match(url.strip()):
+        raise JoinURLError(
+            f"{url.strip()} is a room id, not a join URL; ask the host for the whole link "
+            "(clawroom://join/<room>?peer=...&s=...)"
+        )
+    params: dict[str, Any] = {"join_url": url, "label": cfg.label, "timeout_s": cfg.timeout}
+    if (argv := _agent_argv(cfg.agent)) is not None:
+        params["agent_command"] = argv
+    with _client(cfg, timeout=cfg.timeout + 15) as c:
+        view = c.call("room.join", **params)
+    host = view["participants"]["host"]
+    text = "\n".join(
+        [
+            f"Joined room {view['room_id']} as the guest.",
+            f"Topic: {view['topic']}",
+            f"Host: {render.short_id(host.get('peer_id'))} · status {str(view['lifecycle']).upper()} · "
+            f"whose turn: {render.whose_turn(view)}",
+            f"Watch the room: clawroom watch --room {view['room_id']}",
+        ]
+    )
+    return _out(cfg, view, text)
+
+
+# -------------------------------------------------------------------------------------------------- send
+def cmd_send(cfg: Config) -> int:
+    propose: dict[str, str] = {}
+    for item in cfg.propose:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--propose {item!r} must be FIELD=VALUE")
+        if name.strip() in propose:
+            raise UsageError(f"--propose names {name.strip()!r} twice; one message moves each field once")
+        propose[name.strip()] = value.strip()
+    if not cfg.text and not (propose or cfg.accept or cfg.reject):
+        raise UsageError("nothing to send: give --text and/or --propose/--accept/--reject")
+    params: dict[str, Any] = {"room_id": cfg.room, "text": cfg.text}
+    if propose:
+        params["propose"] = propose
+    if cfg.accept:
+        params["accept"] = cfg.accept
+    if cfg.reject:
+        params["reject"] = cfg.reject
+    if cfg.sid:
+        params["sid"] = cfg.sid
+    with _client(cfg) as c:
+        result = c.call("room.send", **params)
+    if result.get("queued"):
+        text = f"Queued ({result.get('sid')}): {result.get('message')}"
+    else:
+        ev = result["event"]
+        moves = "".join(f"\n  {render.move_text(m)}" for m in ev["body"].get("moves", []))
+        again = " (already sent earlier with this --sid)" if result.get("duplicate") else ""
+        text = f"Sent event #{ev['seq']}{again}: {ev['body'].get('text', '')}{moves}"
+    return _out(cfg, result, text)
+
+
+# ------------------------------------------------------------------------------------------------ status
+def cmd_status(cfg: Config) -> int:
+    with _client(cfg) as c:
+        view = c.call("room.status", room_id=cfg.room)
+        if not cfg.watch:
+            return _out(cfg, view, render.status_card(view))
+        return _status_watch(cfg, c, view)
+
+
+def _status_watch(cfg: Config, c: Client, view: dict[str, Any]) -> int:
+    tty = sys.stdout.isatty() and not cfg.json
+
+    def show(v: dict[str, Any]) -> None:
+        if cfg.json:
+            print(json.dumps(v, ensure_ascii=False), flush=True)
+        elif tty:
+            print("\x1b[H\x1b[2J" + render.status_card(v), flush=True)
+        else:
+            print(render.status_card(v) + "\n" + "-" * 60, flush=True)
+
+    def key(v: dict[str, Any]) -> tuple[Any, ...]:
+        return v["seq"], v["lifecycle"], v["peer_connected"], v["your_turn"], v["result"] is not None
+
+    show(view)
+    if view.get("result"):
+        return EXIT_OK
+    c.call("room.watch", room_id=cfg.room, after=view["seq"])
+    last = key(view)
+    for note in c.notifications():
+        closed = note["method"] == "room.closed"
+        view = c.call("room.status", room_id=cfg.room)
+        if key(view) != last or closed:
+            last = key(view)
+            show(view)
+        if closed:
+            return EXIT_OK
+    raise ConnectionLost("the daemon closed the connection before the room closed")
+
+
+# ------------------------------------------------------------------------------------------------- watch
+def watch_events(c: Client, room_id: str, after: int = -1, *, silence: float | None = None) -> Iterator[dict[str, Any]]:
+    """Subscribe with room.watch and yield its notifications until room.closed (included).
+
+    Before room.closed it yields, as room.event notifications of the same shape, any events the stream
+    skipped: the daemon can find the room closed while it is still sending the events before it, and then
+    sends room.closed without the rest. A transcript read fills the gap, so no event is ever missed.
+    Raises TimeoutError after `silence` seconds without a notification (None: wait for ever).
+    """
+    c.call("room.watch", room_id=room_id, after=after)
+    seq = after
+    for note in c.notifications(timeout=silence):
+        params = note.get("params") or {}
+        if note["method"] == "room.event":
+            if params["event"]["seq"] <= seq:
+                continue
+            seq = params["event"]["seq"]
+        elif note["method"] == "room.closed":
+            for event in c.call("room.transcript", room_id=room_id, after=seq)["events"]:
+                seq = event["seq"]
+                yield {"method": "room.event", "params": {"room_id": room_id, "event": event}}
+            yield note
+            return
+        yield note
+    c.call("daemon.info")  # notifications() ended: a lost connection raises here, else it was the silence
+    raise TimeoutError(f"nothing happened in room {room_id} for {silence:g} s")
+
+
+def cmd_watch(cfg: Config) -> int:
+    from_seq = max(cfg.from_seq, 0)
+    with _client(cfg) as c:
+        if cfg.json:
+            for note in watch_events(c, cfg.room, after=from_seq - 1):
+                print(json.dumps(note, ensure_ascii=False), flush=True)
+            return EXIT_OK
+        view = c.call("room.status", room_id=cfg.room)
+        renderer = render.TranscriptRenderer(view["participants"])
+        peer: bool | None = None
+        for note in watch_events(c, cfg.room):  # from 0: the renderer needs the creation time
+            method, params = note["method"], note["params"] or {}
+            if method == "room.event":
+                event = params["event"]
+                text = renderer.line(event)
+                if event["seq"] >= from_seq:
+                    print(text, flush=True)
+            elif method == "room.status":
+                connected = params.get("peer_connected")
+                if peer is not None and connected != peer:
+                    pad = " " * (len(render.fmt_offset(0)) + renderer.width + 2)
+                    print(f"{pad}(peer {'connected' if connected else 'disconnected'})", flush=True)
+                peer = connected
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------------------- small commands
+def cmd_list(cfg: Config) -> int:
+    with _client(cfg) as c:
+        result = c.call("room.list")
+    return _out(cfg, result, render.rooms_table(result["rooms"]))
+
+
+def cmd_close(cfg: Config) -> int:
+    with _client(cfg) as c:
+        result = c.call("room.close", room_id=cfg.room)
+    if result.get("queued"):
+        text = f"Queued: {result.get('message')}"
+    else:
+        ev = result["event"]
+        if ev["kind"] == "close_accepted":
+            text = f"Countersigned the close of {cfg.room}; the host now closes the room (see `clawroom result`)."
+        else:
+            out = ev["body"]["outcome"]
+            text = (
+                f"Proposed closing {cfg.room} as {out['status']} "
+                f"({len(out['outcomes'])}/{len(out['outcomes']) + len(out['unresolved'])} outcomes agreed); "
+                "waiting for the other side to countersign."
+            )
+    return _out(cfg, result, text)
+
+
+def cmd_cancel(cfg: Config) -> int:
+    with _client(cfg) as c:
+        result = c.call("room.cancel", room_id=cfg.room, reason=cfg.reason)
+    text = f"Queued: {result.get('message')}" if result.get("queued") else f"Cancelled room {cfg.room}."
+    return _out(cfg, result, text)
+
+
+def cmd_result(cfg: Config) -> int:
+    with _client(cfg) as c:
+        result = c.call("room.result", room_id=cfg.room)
+        max_turns = None if cfg.json else c.call("room.status", room_id=cfg.room).get("max_turns")
+    return _out(cfg, result, render.result_text(result, max_turns=max_turns))
+
+
+def cmd_info(cfg: Config) -> int:
+    with _client(cfg) as c:
+        info = c.call("daemon.info")
+    return _out(cfg, info, render.info_text(info))
+
+
+def cmd_transcript(cfg: Config) -> int:
+    with _client(cfg) as c:
+        result = c.call("room.transcript", room_id=cfg.room)
+        if cfg.json:
+            return _out(cfg, result)
+        view = c.call("room.status", room_id=cfg.room)
+    lines = render.TranscriptRenderer(view["participants"]).lines(result["events"])
+    return _out(cfg, result, "\n".join(lines))
+
+
+def cmd_demo(cfg: Config) -> int:
+    from clawroomd.demo.run import run_demo
+
+    return run_demo(keep=cfg.keep, as_json=cfg.json)

@@ -3,8 +3,9 @@
 A `HostLink` keeps one authenticated connection to one host daemon for all the rooms we joined there.
 It redials with capped exponential backoff and full jitter, and after each connect re-syncs every room
 from its last sequence number and resubmits whatever is still in the outbox (submissions are
-idempotent by sid, so a resubmission can never double an event). A join that carries an invite forces
-a fresh connection, since the invite travels only in handshake message 3.
+idempotent by sid, so a resubmission can never double an event). A join presents its invite on a short
+connection of its own, since the invite travels only in handshake message 3; the room then moves onto
+the shared link, which the host admits by key.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import trio
 
 from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.events import Body, Joined
-from ..core.invites import Invite
 from ..core.joinurl import JoinURL
 from ..core.room import GuestRoom
 from ..link import DialFailed, LinkClosed, PeerConnection, dial_peer
@@ -44,10 +44,11 @@ class PendingJoin:
         self.done = trio.Event()
         self.error: ApiError | None = None
         self.live: LiveRoom | None = None
-        self.attempts = 0
 
 
 class HostLink:
+    """Our one connection to one host daemon, shared by every room we joined there."""
+
     def __init__(self, side: GuestSide, peer_id: str, addrs: list[tuple[str, int]]) -> None:
         self.side = side
         self.sup = side.sup
@@ -57,12 +58,6 @@ class HostLink:
         self.joins: dict[str, PendingJoin] = {}
         self.conn: PeerConnection | None = None
         self.wake = trio.Event()
-        self.redial = trio.Event()
-
-    def poke(self, *, reconnect: bool = False) -> None:
-        self.wake.set()
-        if reconnect and self.conn is not None:
-            self.redial.set()
 
     async def run(self) -> None:
         backoff = MIN_BACKOFF
@@ -70,8 +65,7 @@ class HostLink:
             if not self.joins and not any(not r.closed for r in self.rooms.values()):
                 self.wake = trio.Event()
                 await self.wake.wait()
-            invite = next(iter(self.joins.values())).url.invite if self.joins else None
-            if await self._session(invite):
+            if await self._session():
                 backoff = MIN_BACKOFF
                 continue
             delay = random.uniform(0, backoff)  # full jitter: many guests do not redial in lockstep
@@ -80,7 +74,7 @@ class HostLink:
                 self.wake = trio.Event()
                 await self.wake.wait()  # a new join need not wait out the backoff
 
-    async def _session(self, invite: Invite | None) -> bool:
+    async def _session(self) -> bool:
         """One connection's life; True if it came up (so the next attempt starts with a short backoff)."""
         last_error: Exception | None = None
         for addr in self.addrs:
@@ -91,63 +85,31 @@ class HostLink:
                     identity=self.sup.identity,
                     static_private=self.sup.static_key,
                     expected_peer_id=self.peer_id,
-                    invite=invite,
                     **self.sup.link_options,
                 ) as conn:
                     came_up = True
-                    await self._connected(conn, invite)
+                    await self._connected(conn)
                 return True
             except (LinkClosed, DialFailed, RemoteProtocolError, OSError) as exc:
                 if came_up:
                     log.info("link to %s lost: %s", self.peer_id[:15], exc)
                     return True
                 last_error = exc
-                if invite is not None and self._refused_join(invite, exc):
-                    return False
             finally:
                 self._disconnected()
-        if not self.addrs:
-            last_error = DialFailed("the join URL has no address and LAN discovery is not available yet")
-        for join in list(self.joins.values()):
-            join.attempts += 1
-            if join.attempts >= 3:
-                self._fail_join(join.url.room_id, ApiError("peer_unreachable", f"cannot reach the host: {last_error}"))
-        log.info("cannot reach %s: %s", self.peer_id[:15], last_error)
+        log.info("cannot reach %s: %s", self.peer_id[:15], last_error or "no address known")
         return False
 
-    def _refused_join(self, invite: Invite, exc: Exception) -> bool:
-        """A refusal that no retry can fix ends the join at once with a message saying why."""
-        if isinstance(exc, LinkClosed) and exc.error_code in ("bad_invite", "invite_used", "invite_expired"):
-            self._fail_join(invite.room_id, ApiError("invite_rejected", _invite_message(exc.error_code)))
-            return True
-        if isinstance(exc, RemoteProtocolError):
-            self._fail_join(
-                invite.room_id,
-                ApiError(
-                    "peer_unreachable", f"the daemon at that address is not the host named in the link: {exc.message}"
-                ),
-            )
-            return True
-        return False
-
-    async def _connected(self, conn: PeerConnection, invite: Invite | None) -> None:
+    async def _connected(self, conn: PeerConnection) -> None:
         self.conn = conn
-        self.redial = trio.Event()
         log.info("link to %s up (sas %s)", self.peer_id[:15], conn.sas)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch_redial, nursery.cancel_scope)
-            if invite is not None and invite.room_id in self.joins:
-                await conn.send({"t": "sync", "room": invite.room_id, "after": -1})
-            for live in list(self.rooms.values()):
-                if not live.closed:
-                    await self._resume(conn, live)
-            async for frame in conn:
-                await self.side.on_frame(self, conn, frame)
-            nursery.cancel_scope.cancel()
-
-    async def _watch_redial(self, scope: trio.CancelScope) -> None:
-        await self.redial.wait()
-        scope.cancel()
+        for room_id in list(self.joins):
+            await conn.send({"t": "sync", "room": room_id, "after": -1})
+        for live in list(self.rooms.values()):
+            if not live.closed:
+                await self._resume(conn, live)
+        async for frame in conn:
+            await self.side.on_frame(self, conn, frame)
 
     async def _resume(self, conn: PeerConnection, live: LiveRoom) -> None:
         live.link_up = True
@@ -202,12 +164,14 @@ class GuestSide:
         addrs = [(h, int(p)) for h, p in live.meta.get("addrs", [])]
         link = self.link_for(live.meta["host_peer_id"], addrs)
         link.rooms[live.room_id] = live
-        link.poke()
+        link.wake.set()
         self.sup.nursery.start_soon(self.local_deadline, live)
 
     # -- joining --------------------------------------------------------------------------------------
 
     async def join(self, url: JoinURL, *, label: str, meta: dict[str, Any], timeout: float) -> LiveRoom:
+        """Present the invite on a connection of its own (it travels only in handshake message 3), then
+        take the room over the shared link: sync from the start, and sign `joined` on top of room_created."""
         existing = self.sup.rooms.get(url.room_id)
         if existing is not None:
             if existing.role != "guest":
@@ -216,23 +180,59 @@ class GuestSide:
         link = self.link_for(url.host_peer_id, list(url.addrs))
         if url.room_id in link.joins:
             raise ApiError("conflict", "a join of this room is already under way")
-        pending = PendingJoin(
-            url, label, {**meta, "host_peer_id": url.host_peer_id, "addrs": [list(a) for a in url.addrs]}
-        )
-        link.joins[url.room_id] = pending
-        link.poke(reconnect=True)
-        with trio.move_on_after(timeout):
-            await pending.done.wait()
-        link.joins.pop(url.room_id, None)
-        if pending.error is not None:
-            raise pending.error
-        if pending.live is None:
+        with trio.move_on_after(timeout) as scope:
+            await self._present_invite(url, timeout)
+            pending = PendingJoin(
+                url, label, {**meta, "host_peer_id": url.host_peer_id, "addrs": [list(a) for a in url.addrs]}
+            )
+            link.joins[url.room_id] = pending
+            try:
+                if link.conn is not None:
+                    with contextlib.suppress(LinkClosed):  # if it just dropped, the redial syncs the join
+                        await link.conn.send({"t": "sync", "room": url.room_id, "after": -1})
+                else:
+                    link.wake.set()
+                await pending.done.wait()
+            finally:
+                link.joins.pop(url.room_id, None)
+        if scope.cancelled_caught:
             raise ApiError(
                 "peer_unreachable",
                 f"the host did not complete the join within {timeout:g} s; "
                 "check the address in the link and that the host's daemon runs",
             )
+        if pending.error is not None:
+            raise pending.error
+        assert pending.live is not None
         return pending.live
+
+    async def _present_invite(self, url: JoinURL, timeout: float) -> None:
+        last: Exception | None = None
+        for addr in url.addrs:
+            try:
+                async with dial_peer(
+                    addr,
+                    identity=self.sup.identity,
+                    static_private=self.sup.static_key,
+                    expected_peer_id=url.host_peer_id,
+                    invite=url.invite,
+                    timeout=timeout,
+                    **self.sup.link_options,
+                ):
+                    return  # the host accepted: the room is now bound to our key
+            except LinkClosed as exc:
+                if exc.error_code in ("bad_invite", "invite_used", "invite_expired"):
+                    raise ApiError("invite_rejected", _invite_message(exc.error_code)) from None
+                last = exc
+            except RemoteProtocolError as exc:
+                raise ApiError(
+                    "peer_unreachable", f"the daemon at that address is not the host named in the link: {exc.message}"
+                ) from None
+            except (DialFailed, OSError) as exc:
+                last = exc
+        if not url.addrs:
+            raise ApiError("peer_unreachable", "the join URL has no dial address (LAN discovery is not built yet)")
+        raise ApiError("peer_unreachable", f"cannot reach the host: {last}")
 
     async def _first_event(self, link: HostLink, conn: PeerConnection, join: PendingJoin, env: bytes) -> None:
         """room_created arrived for a pending join: create the replica, persist it, and sign `joined`."""

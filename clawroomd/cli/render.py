@@ -57,12 +57,15 @@ def status_card(view: dict[str, Any]) -> str:
     link = "peer connected" if view.get("peer_connected") else "peer not connected"
     lines.append(f"Status: {str(view.get('lifecycle', '?')).upper()}  (you are the {role}; {link})")
     lines.append("Participants:")
-    width = max(len(_label(parts, r)) for r in ("host", "guest"))
+    names = {
+        r: _label(parts, r) if r == "host" or (parts.get(r) or {}).get("peer_id") else "(not joined yet)"
+        for r in ("host", "guest")
+    }
+    width = max(len(n) for n in names.values())
     for r in ("host", "guest"):
         p = parts.get(r) or {}
-        who = _label(parts, r) if r == "host" or p.get("peer_id") else "(not joined yet)"
         you = "  (you)" if r == role else ""
-        lines.append(f"  {r:<5}  {who:<{width}}  {short_id(p.get('peer_id'))}{you}")
+        lines.append(f"  {r:<5}  {names[r]:<{width}}  {short_id(p.get('peer_id'))}{you}")
     max_turns = view.get("max_turns")
     lines.append(
         f"Messages {view.get('messages', 0)} · Duration {fmt_duration(view.get('duration_ms'))} · "

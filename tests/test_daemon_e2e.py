@@ -230,3 +230,15 @@ def test_vanished_host_ends_the_room_locally_at_its_deadline(pair):
     wait_for("local timeout", lambda: status(guest, room_id)["lifecycle"] == "error", timeout=10)
     result = guest.call("room.result", room_id=room_id)
     assert result["status"] == "timeout" and result["local"] is True
+
+
+def test_a_retried_send_with_the_same_sid_returns_the_original(pair):
+    host, guest = pair
+    room_id = open_room(host, guest)
+    turn(host, room_id)
+    host.call("room.send", room_id=room_id, text="offer", propose={"amount_format": "cents"})
+    turn(guest, room_id)
+    first = guest.call("room.send", room_id=room_id, text="yes", accept=["amount_format"], sid="agent-42")
+    again = guest.call("room.send", room_id=room_id, text="yes", accept=["amount_format"], sid="agent-42")
+    assert again["duplicate"] is True and again["event"]["hash"] == first["event"]["hash"]
+    assert status(guest, room_id)["turns"] == 2

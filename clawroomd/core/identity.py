@@ -8,6 +8,7 @@ character is caught by the check characters, and the id pins the key (256-bit di
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ def _luhn32(chars: str) -> str:
     return _B32[(32 - total % 32) % 32]
 
 
+@functools.lru_cache(maxsize=4096)  # every transcript line and status card names its authors
 def peer_id_for(public_key: bytes) -> str:
     """The peer id of a raw 32-byte Ed25519 public key."""
     if len(public_key) != 32:

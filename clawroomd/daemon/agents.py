@@ -25,29 +25,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("clawroomd.agent")
 AGENT_TIMEOUT_S = 120.0
 MAX_OUTPUT = 256 * 1024
+MAX_FAILURES = 3
 
 
 async def run_agent_loop(sup: Supervisor, live: LiveRoom) -> None:
     argv: list[str] = live.meta["agent_command"]
-    done_for = -2
-    failures = 0
+    seen, failures, handled = -2, 0, False
     while not live.closed:
         changed = live.changed
-        if live.our_turn and live.state.seq != done_for:
-            done_for = live.state.seq
+        if live.state.seq != seen:  # the room moved on: a fresh turn, with its full retries
+            seen, failures, handled = live.state.seq, 0, False
+        if live.our_turn and not handled and failures < MAX_FAILURES:
             try:
                 await _one_turn(sup, live, argv)
-                failures = 0
+                handled = True
             except (ApiError, OSError, ValueError, subprocess.CalledProcessError, trio.TooSlowError) as err:
                 failures += 1
+                last = failures >= MAX_FAILURES
                 log.warning(
                     "room %s: agent command failed (%s); %s",
                     live.room_id,
                     err,
-                    "giving up until the room changes" if failures >= 3 else "will retry",
+                    "giving up until the room changes" if last else "will retry",
                 )
-                if failures < 3:
-                    done_for = -2
+                if not last:
                     await trio.sleep(min(2.0 * failures, 10))
                     continue
         await changed.wait()

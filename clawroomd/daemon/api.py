@@ -16,7 +16,7 @@ from ..core.events import FieldSpec, Message, Move, RoomCreated
 from ..core.joinurl import JoinURL
 from .errors import ApiError
 from .live import LiveRoom, now_ms
-from .views import list_row, result_view, status_view
+from .views import lifecycle, list_row, result_view, status_view
 
 if TYPE_CHECKING:
     from .rpc import Session
@@ -225,14 +225,18 @@ class Api:
     async def room_send(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)
         text = _get(params, "text", str, "")
+
         def make_body() -> Message:  # rebuilt on a retry: `accept` takes the standing value at that moment
             return _protocol(lambda: Message(text=text, moves=self._moves(live, params)))  # type: ignore[no-any-return]
 
-        make_body()  # bad input fails here, before anything is signed
         sid = _get(params, "sid", str, None)
         if sid is not None and not (1 <= len(sid) <= 60 and sid.replace("-", "").replace("_", "").isalnum()):
             raise _bad("sid must be 1-60 letters, digits, - or _")
-        return await self.sup.submit(live, make_body, sid=None if sid is None else "a-" + sid)
+        wire_sid = None if sid is None else "a-" + sid
+        if wire_sid is not None and (done := live.core.original(wire_sid)) is not None:
+            return {"event": done.to_json(), "duplicate": True}  # a retry: the original answer, unrevalidated
+        make_body()  # bad input fails here, before anything is signed
+        return await self.sup.submit(live, make_body, sid=wire_sid)
 
     async def room_close(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)
@@ -267,11 +271,12 @@ class Api:
         seq, turn_sent, last = after, -2, None
         while not session.closed:
             changed = live.changed
-            for event in live.core.events_after(seq):
-                if not await session.notify("room.event", {"room_id": live.room_id, "event": event.to_json()}):
-                    return
-                seq = event.header.seq
-            brief = (live.link_up, status_view(live)["lifecycle"])
+            while pending := live.core.events_after(seq):  # drain: more may land while we notify
+                for event in pending:
+                    if not await session.notify("room.event", {"room_id": live.room_id, "event": event.to_json()}):
+                        return
+                    seq = event.header.seq
+            brief = (live.link_up, lifecycle(live))
             if brief != last:
                 last = brief
                 await session.notify(

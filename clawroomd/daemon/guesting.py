@@ -308,7 +308,6 @@ class GuestSide:
             return
         self.sup.commit(live, [event])
         if event.header.author == "guest":
-            self.sup.store.drop_outbox(live.room_id, event.header.sid)
             ack = live.acks.get(event.header.sid)
             if ack is not None:
                 ack.event = event

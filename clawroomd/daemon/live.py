@@ -41,6 +41,7 @@ class LiveRoom:
         self.acks: dict[str, Ack] = {}
         self.local_result: dict[str, Any] | None = None  # guest-side verdict when the host is gone for good
         self.link_up = False
+        self.stored_phase = ""  # the phase last written to the rooms table
         self.pusher: trio.CancelScope | None = None  # host: the task streaming events to the guest
         self._changed = trio.Event()
 

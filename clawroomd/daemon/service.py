@@ -104,9 +104,7 @@ async def run_daemon(
     notify_socket = os.environ.pop("NOTIFY_SOCKET", None) if env is None else env.get("NOTIFY_SOCKET")
     async with trio.open_nursery() as nursery:
         await nursery.start(_watch_signals, nursery.cancel_scope, notify_socket)
-        supervisor = Supervisor(
-            config=config, store=store, identity=identity, static_key=static_key, nursery=nursery
-        )
+        supervisor = Supervisor(config=config, store=store, identity=identity, static_key=static_key, nursery=nursery)
         socket_path = await nursery.start(
             functools.partial(serve_rpc, config.socket_path, supervisor, max_request=config.max_request)
         )

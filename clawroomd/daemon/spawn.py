@@ -32,8 +32,15 @@ def _toml_value(value: Any) -> str:
 
 
 class DaemonProcess:
-    def __init__(self, folder: Path, *, name: str = "daemon", port: int | None = None,
-                 tuning: dict[str, Any] | None = None, log_level: str = "info") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        name: str = "daemon",
+        port: int | None = None,
+        tuning: dict[str, Any] | None = None,
+        log_level: str = "info",
+    ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
@@ -48,9 +55,21 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 15.0) -> DaemonProcess:
-        argv = [sys.executable, "-m", "clawroomd.daemon", "--state-dir", str(self.state_dir),
-                "--socket", str(self.socket), "--listen", f"127.0.0.1:{self.port}", "--config", str(self.config),
-                "--log-level", self.log_level]
+        argv = [
+            sys.executable,
+            "-m",
+            "clawroomd.daemon",
+            "--state-dir",
+            str(self.state_dir),
+            "--socket",
+            str(self.socket),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--config",
+            str(self.config),
+            "--log-level",
+            self.log_level,
+        ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
         self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()

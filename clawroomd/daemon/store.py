@@ -476,9 +476,7 @@ class Store:
 
     @staticmethod
     def _event(r: tuple[Any, ...]) -> EventRow:
-        return EventRow(
-            room_id=r[0], seq=r[1], hash=r[2], envelope=r[3], kind=r[4], author=r[5], ts_ms=r[6], sid=r[7]
-        )
+        return EventRow(room_id=r[0], seq=r[1], hash=r[2], envelope=r[3], kind=r[4], author=r[5], ts_ms=r[6], sid=r[7])
 
     def events(self, room_id: str, after_seq: int = -1) -> list[EventRow]:
         """The room's events with seq > after_seq, in order."""

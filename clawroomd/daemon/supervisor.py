@@ -26,7 +26,7 @@ from .errors import ApiError
 from .guesting import GuestSide
 from .hosting import HostSide
 from .live import LiveRoom, now_ms
-from .views import status_view
+from .views import result_view
 
 if TYPE_CHECKING:
     from ..core.identity import Identity
@@ -112,6 +112,7 @@ class Supervisor:
                 peer_key=row.peer_key if row.role == "guest" else core.state.guest_key,
             )
             live.local_result = row.result if row.result and row.result.get("local") else None
+            live.stored_phase = row.phase
             self.rooms[row.room_id] = live
             self._start_room_tasks(live)
             restored += 1
@@ -153,9 +154,15 @@ class Supervisor:
                     sid=h.sid,
                     transcript=e.to_json(),
                 )
+                if live.role == "guest" and h.author == "guest":
+                    self.store.drop_outbox(live.room_id, h.sid)  # in the same transaction as the event
             st = live.state
-            result = status_view(live)["result"] if st.phase == "closed" else None
-            self.store.update_room(live.room_id, phase=st.phase, peer_key=live.peer_key, result=result, now_ms=now_ms())
+            if st.phase != live.stored_phase:  # the room row changes with the phase, not with every message
+                result = result_view(live) if st.phase == "closed" else None
+                self.store.update_room(
+                    live.room_id, phase=st.phase, peer_key=live.peer_key, result=result, now_ms=now_ms()
+                )
+                live.stored_phase = st.phase
         live.bump()
         if live.state.phase == "closed":
             log.info("room %s closed: %s", live.room_id, live.state.result.outcome.status if live.state.result else "")
@@ -191,6 +198,8 @@ class Supervisor:
         (or, for a guest whose host is unreachable, `queued`). `make_body` is called under the room lock,
         again on a retry, so a body that depends on the state (a countersignature, an accept) is current."""
         sid = sid or "l-" + secrets.token_hex(8)
+        if (done := live.core.original(sid)) is not None:
+            return {"event": done.to_json(), "duplicate": True}
         if live.local_result is not None:
             raise ApiError("room_closed", "this room has ended: " + str(live.local_result.get("reason", "")))
         if live.role == "host":

@@ -31,6 +31,7 @@ def build() -> dict[str, object]:
             FieldSpec(name="hash_algorithm"),
         ),
         max_turns=20,
+        label="stripe-agent",
     )
     t = 1_767_225_600_000  # 2026-01-01T00:00:00Z
     host = HostRoom.create(host_id, room_id=ROOM, spec=spec, now_ms=t, sid="create")

@@ -130,9 +130,11 @@ class RoomCreated(Body):
     turn_timeout_ms: int | None = None
     deadline_ms: int | None = None
     answer_timeout_ms: int | None = None
+    label: str = ""  # the host's display name, as `joined` carries the guest's
 
     def __post_init__(self) -> None:
         _text("topic", self.topic, MAX_TOPIC)
+        _text("label", self.label, MAX_LABEL, empty_ok=True)
         _text("goal", self.goal, MAX_GOAL, empty_ok=True)
         if not isinstance(self.fields, tuple) or not 1 <= len(self.fields) <= MAX_FIELDS:
             raise LocalProtocolError("bad_value", f"a room needs 1 to {MAX_FIELDS} required fields")
@@ -317,6 +319,7 @@ def body_to_wire(body: Body) -> dict[str, Any]:
                 "fields": [{"name": f.name, "description": f.description} for f in body.fields],
                 "max_turns": body.max_turns,
                 "first": body.first,
+                "label": body.label,
             }
             for name in ("turn_timeout_ms", "deadline_ms", "answer_timeout_ms"):
                 if getattr(body, name) is not None:
@@ -393,7 +396,7 @@ def _body_from_wire(kind: str, obj: object) -> Body:
             d = _exact_keys(
                 obj,
                 kind,
-                {"topic", "goal", "fields", "max_turns", "first"},
+                {"topic", "goal", "fields", "max_turns", "first", "label"},
                 frozenset({"turn_timeout_ms", "deadline_ms", "answer_timeout_ms"}),
             )
             if not isinstance(d["fields"], list):

@@ -134,6 +134,7 @@ class Api:
         deadline = _seconds(params, "deadline_s", DEFAULT_DEADLINE_S)
         spec = _protocol(
             lambda: RoomCreated(
+                label=_get(params, "label", str, ""),
                 topic=_get(params, "topic", str),
                 goal=_get(params, "goal", str, ""),
                 fields=tuple(fields),
@@ -144,7 +145,7 @@ class Api:
                 answer_timeout_ms=_seconds(params, "answer_timeout_s", DEFAULT_ANSWER_TIMEOUT_S),
             )
         )
-        meta = {"host_label": _get(params, "label", str, ""), "topic": spec.topic}
+        meta: dict[str, Any] = {"topic": spec.topic}
         command = _get(params, "agent_command", list, None)
         if command is not None:
             if not command or not all(isinstance(a, str) for a in command):

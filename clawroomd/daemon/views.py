@@ -75,7 +75,7 @@ def status_view(live: LiveRoom) -> dict[str, Any]:
     started = log[0].header.ts if log else now_ms()
     ended = log[-1].header.ts if st.phase == "closed" else now_ms()
     participants = {
-        "host": {"peer_id": peer_id_for(st.host_key), "label": live.meta.get("host_label", "")},
+        "host": {"peer_id": peer_id_for(st.host_key), "label": spec.label if spec else ""},
         "guest": {"peer_id": peer_id_for(st.guest_key) if st.guest_key else None, "label": st.guest_label},
     }
     view: dict[str, Any] = {

@@ -11,12 +11,13 @@ import pytest
 from clawroomd.core.errors import LocalProtocolError, RemoteProtocolError
 from clawroomd.core.noise import SUPPORTED_PATTERNS, HandshakeState, parse_protocol_name
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "noise" / "cacophony-25519-chachapoly.json"
+NAME = "cacophony-25519-chachapoly.json"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "noise" / NAME
+# The copy beside the tests (tests/vectors/README.md gives its origin) keeps the walk running in any checkout.
+VECTORS = SHARED if SHARED.exists() else Path(__file__).parent / "vectors" / "noise" / NAME
 
 
 def _load() -> list[dict[str, Any]]:
-    if not VECTORS.exists():
-        pytest.skip(f"vector file {VECTORS} is not present")
     return list(json.loads(VECTORS.read_text())["vectors"])
 
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from clawroomd.cli import main as cli
-from clawroomd.client import Client, DaemonNotRunning
+from clawroomd.client import DaemonNotRunning
+from clawroomd.daemon.spawn import DaemonProcess
 from clawroomd.demo.negotiator import decide
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,18 +30,11 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@dataclass
-class Daemon:
-    state: Path
-    socket: Path
-    proc: subprocess.Popen[bytes]
+class Daemon(DaemonProcess):
+    """A real clawroomd in a subprocess (clawroomd.daemon.spawn), driven here through the CLI."""
 
     def clawroom(self, *args: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
         return clawroom("--socket", str(self.socket), *args, timeout=timeout, **env)
-
-    def call(self, method: str, **params: Any) -> Any:
-        with Client(self.socket, timeout=10) as c:
-            return c.call(method, **params)
 
 
 def clawroom(*args: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
@@ -55,36 +47,17 @@ def clawroom(*args: str, timeout: float = 30, **env: str) -> subprocess.Complete
     )
 
 
-def start_daemon(state: Path) -> Daemon:
-    state.mkdir(mode=0o700)
-    os.chmod(state, 0o700)  # the socket's folder must not be group/other-accessible
-    sock = state / "clawroomd.sock"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "clawroomd.daemon", "--state-dir", str(state), "--listen", "127.0.0.1:0",
-         "--socket", str(sock), "--log-level", "warning"],
-        env=cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with Client(sock, timeout=5) as c:
-                c.call("daemon.info")
-            return Daemon(state, sock, proc)
-        except DaemonNotRunning:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"clawroomd did not start: {proc.communicate()[1].decode()}")
-            time.sleep(0.03)
+def start_daemon(folder: Path) -> Daemon:
+    d = Daemon(folder, name=folder.name, log_level="warning")
+    try:
+        d.start(timeout=20)
+    except RuntimeError as exc:
+        pytest.fail(f"clawroomd did not start: {exc}")
+    return d
 
 
 def stop_daemon(d: Daemon) -> None:
-    if d.proc.poll() is None:
-        d.proc.send_signal(signal.SIGTERM)
-    try:
-        d.proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        d.proc.kill()
-        d.proc.communicate()
+    d.stop(timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +171,7 @@ def test_full_room_through_the_cli(daemons: tuple[Daemon, Daemon]) -> None:
     assert results[0]["outcomes"] == {"amount_format": "minor units", "hash_algorithm": "SHA-256 over raw JSON"}
 
     # both daemons hold byte-identical transcripts, and the API agrees with the files
-    files = [(d.state / "rooms" / room / "transcript.jsonl").read_bytes() for d in (a, b)]
+    files = [(d.state_dir / "rooms" / room / "transcript.jsonl").read_bytes() for d in (a, b)]
     assert files[0] == files[1] and len(files[0].splitlines()) == results[0]["events"]
     api = [out_json(d.clawroom("transcript", "--json", "--room", room))["events"] for d in (a, b)]
     assert api[0] == api[1] == [json.loads(line) for line in files[0].splitlines()]

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import clawroomd
+
 from ..client import Client, ClientError
 
 
@@ -54,7 +56,8 @@ class DaemonProcess:
         self.log_level = log_level
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 15.0) -> DaemonProcess:
+    def launch(self) -> None:
+        """Start the process without waiting for it (see `wait_ready`)."""
         argv = [
             sys.executable,
             "-m",
@@ -70,20 +73,31 @@ class DaemonProcess:
             "--log-level",
             self.log_level,
         ]
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        log.close()
+        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "CLAWROOM_SOCKET")}
+        src = str(Path(clawroomd.__file__).resolve().parent.parent)  # works from a checkout, installed or not
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
+
+    def wait_ready(self, timeout: float = 15.0) -> dict[str, Any]:
+        """Poll until the daemon answers daemon.info (returned); RuntimeError with its log if it does not."""
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 with Client(self.socket, timeout=2) as c:
-                    c.call("daemon.info")
-                return self
+                    info: dict[str, Any] = c.call("daemon.info")
+                    return info
             except (ClientError, OSError):
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not answer within {timeout} s:\n{self.log_tail()}")
+                time.sleep(0.03)
+        raise RuntimeError(f"{self.name} did not answer within {timeout:g} s:\n{self.log_tail()}")
+
+    def start(self, timeout: float = 15.0) -> DaemonProcess:
+        self.launch()
+        self.wait_ready(timeout)
+        return self
 
     def client(self, timeout: float | None = 30) -> Client:
         return Client(self.socket, timeout=timeout)

@@ -11,19 +11,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import clawroomd
 from clawroomd.cli import render
 from clawroomd.cli.commands import watch_events
 from clawroomd.cli.main import EXIT_ERROR, EXIT_OK, CommandFailed
-from clawroomd.client import ApiError, Client, DaemonNotRunning
+from clawroomd.client import ApiError, Client
+from clawroomd.daemon.spawn import DaemonProcess, free_port
 
 TOPIC = "Negotiate API Contract for Payments v3"
 GOAL = "Align on the Payments v3 contract"
@@ -42,48 +40,12 @@ class DemoFailed(CommandFailed):
     """The demo could not run to the end; the message says where it stopped."""
 
 
-class Daemon:
+class Daemon(DaemonProcess):
+    """A demo daemon: a real clawroomd process, known by its letter and its role in the room."""
+
     def __init__(self, name: str, role: str, root: Path) -> None:
-        self.name, self.role = name, role
-        self.state_dir = root / role
-        self.state_dir.mkdir(mode=0o700)
-        self.socket = self.state_dir / "clawroomd.sock"
-        self.log_path = root / f"{role}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.info: dict[str, Any] = {}
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "CLAWROOM_SOCKET")}
-        src = str(Path(clawroomd.__file__).resolve().parent.parent)  # works from a checkout, installed or not
-        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        argv = [sys.executable, "-m", "clawroomd.daemon", "--state-dir", str(self.state_dir)]
-        argv += ["--listen", "127.0.0.1:0", "--socket", str(self.socket), "--log-level", "info"]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-
-    def wait_ready(self, deadline: float) -> dict[str, Any]:
-        assert self.proc is not None
-        while True:
-            if self.proc.poll() is not None:
-                raise DemoFailed(f"daemon {self.name} exited with code {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with Client(self.socket, timeout=5) as c:
-                    self.info = c.call("daemon.info")
-                    return self.info
-            except (DaemonNotRunning, ApiError):
-                pass
-            if time.monotonic() > deadline:
-                raise DemoFailed(f"daemon {self.name} did not answer within {START_TIMEOUT:g} s:\n{self.log_tail()}")
-            time.sleep(0.03)
-
-    def client(self, timeout: float | None = 30) -> Client:
-        return Client(self.socket, timeout=timeout)
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        super().__init__(root / role, name=name, port=free_port())
+        self.role = role
 
 
 def _agent(role: str) -> list[str]:
@@ -93,13 +55,7 @@ def _agent(role: str) -> list[str]:
 def _stop(daemons: list[Daemon]) -> None:
     """SIGTERM, guest first (its link then closes at once and the host stops without waiting on it)."""
     for d in daemons:
-        if d.proc is not None and d.proc.poll() is None:
-            d.proc.send_signal(signal.SIGTERM)
-            try:
-                d.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                d.proc.kill()
-                d.proc.wait()
+        d.stop()
 
 
 def run_demo(*, keep: bool = False, as_json: bool = False) -> int:
@@ -112,10 +68,12 @@ def run_demo(*, keep: bool = False, as_json: bool = False) -> int:
     try:
         say("Starting two clawroomd daemons on 127.0.0.1 (state in a private temp folder)...")
         for d in (host, guest):
-            d.start()
-        deadline = time.monotonic() + START_TIMEOUT
+            d.launch()
         for d in (host, guest):
-            info = d.wait_ready(deadline)
+            try:
+                info = d.wait_ready(START_TIMEOUT)
+            except RuntimeError as exc:
+                raise DemoFailed(f"daemon {d.name} did not start: {exc}") from None
             say(
                 f"  daemon {d.name} ({d.role:<5}) ready after {time.monotonic() - started:.2f}s: "
                 f"peer {render.short_id(info['peer_id'])}, listening on {', '.join(info['listen'])}"
@@ -138,7 +96,9 @@ def run_demo(*, keep: bool = False, as_json: bool = False) -> int:
     else:
         say(f"\nStopped both daemons ({time.monotonic() - started:.1f}s in all).")
         if kept:
-            say(f"State kept: host {host.state_dir}, guest {guest.state_dir} (logs: {root}/*.log).")
+            say(
+                f"State kept: host {host.state_dir}, guest {guest.state_dir} (logs: {host.log_path}, {guest.log_path})."
+            )
         else:
             say("Removed the temporary state folders (use --keep to look at them).")
     return EXIT_ERROR if failed else EXIT_OK

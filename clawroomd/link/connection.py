@@ -101,7 +101,13 @@ class PeerConnection:
         await self._send_plaintext(frames.encode_data(message))
 
     async def _send_plaintext(self, plaintext: bytes) -> None:
-        async with self._send_lock:
+        # Take a free lock without trio's acquire() checkpoint: that yield would let every task the
+        # caller just woke (watchers, replies) run before this message leaves. send_message checkpoints.
+        try:
+            self._send_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._send_lock.acquire()
+        try:
             if self.closed is not None:
                 raise self._closed_error()
             wire = self._transport.encrypt(plaintext)
@@ -110,6 +116,8 @@ class PeerConnection:
             except ConnectionClosed as exc:
                 raise self._note_closed(closed_from(exc, by_peer=True)) from None
             self._last_sent = trio.current_time()
+        finally:
+            self._send_lock.release()
 
     # -- receiving --------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ to its key (reconnects authenticate by key alone). Either way nothing applicatio
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,39 @@ log = logging.getLogger("clawroomd.host")
 # A guest submission refused for one of these is an attack or a broken peer: close the connection.
 # Anything else (a race on the turn, a stale head) is answered with a `reject` frame and the link stays.
 FATAL_CODES = frozenset({"bad_signature", "wrong_author", "malformed", "too_large", "unsupported_version"})
+
+
+class GuestFeed:
+    """A host room's events on their way to one guest connection: in seq order, each sent once.
+
+    The task that commits an event sends it at once (`flush`), so the guest hears of it before we spend
+    time on local replies and watchers; the pusher task streams the backlog after a `sync` and whatever
+    other paths commit (deadlines, cancel).
+    """
+
+    def __init__(self, conn: PeerConnection, live: LiveRoom, after: int) -> None:
+        self.conn = conn
+        self.live = live
+        self.sent = after  # the last seq this connection has been sent
+        self.scope = trio.CancelScope()  # the pusher task's
+        self._busy = False
+
+    async def flush(self) -> None:
+        """Send every committed event the guest has not been sent yet; raises LinkClosed."""
+        if self._busy:
+            return  # the task already sending loops until it has sent everything, this event included
+        self._busy = True
+        done = False
+        try:
+            while pending := self.live.core.events_after(self.sent):
+                for event in pending:
+                    await self.conn.send({"t": "event", "room": self.live.room_id, "env": event.envelope})
+                    self.sent = event.header.seq
+            done = True
+        finally:
+            self._busy = False
+            if not done:
+                self.live.bump()  # a flush cut short: let the pusher pick up what is left
 
 
 class HostSide:
@@ -92,7 +126,7 @@ class HostSide:
                 await conn.aclose(err.close_code, f"{err.code}: {err.message}"[:120])
             nursery.cancel_scope.cancel()
         for live in self.sup.rooms.values():
-            if live.role == "host" and live.peer_key == conn.peer_public_key and live.pusher is None:
+            if live.role == "host" and live.peer_key == conn.peer_public_key and live.feed is None:
                 live.link_up = False
 
     def _room_for(self, conn: PeerConnection, room_id: object) -> LiveRoom | None:
@@ -119,38 +153,49 @@ class HostSide:
                 after = frame.get("after")
                 if not isinstance(after, int) or isinstance(after, bool) or after < -1:
                     raise RemoteProtocolError("malformed", "sync needs an integer `after` >= -1")
-                if live.pusher is not None:
-                    live.pusher.cancel()  # the guest re-synced, perhaps on a newer connection
-                scope = trio.CancelScope()
-                live.pusher = scope
-                nursery.start_soon(self._push, conn, live, after, scope)
+                if live.feed is not None:
+                    live.feed.scope.cancel()  # the guest re-synced, perhaps on a newer connection
+                live.feed = GuestFeed(conn, live, after)
+                nursery.start_soon(self._push, live.feed)
             case "submit":
                 await self._submit(conn, live, frame)
             case _:
                 raise RemoteProtocolError("malformed", f"unknown link message {kind!r}")
 
-    async def _push(self, conn: PeerConnection, live: LiveRoom, after: int, scope: trio.CancelScope) -> None:
-        """Stream every event after `after`, then each new one, to this guest connection."""
-        seq = after
+    async def _push(self, feed: GuestFeed) -> None:
+        """Stream every event after the guest's `after`, then each new one, to this guest connection."""
+        live = feed.live
         live.link_up = True
         live.bump()
-        with scope:
+        with feed.scope:
             try:
                 while True:
                     changed = live.changed
-                    for event in live.core.events_after(seq):
-                        await conn.send({"t": "event", "room": live.room_id, "env": event.envelope})
-                        seq = event.header.seq
-                    if live.state.phase == "closed":
+                    await feed.flush()
+                    if live.state.phase == "closed" and feed.sent >= live.state.seq:
                         return
                     await changed.wait()
             except LinkClosed:
                 pass
             finally:
-                if live.pusher is scope:
-                    live.pusher = None
+                if live.feed is feed:
+                    live.feed = None
                     live.link_up = False
                     live.bump()
+
+    async def forward(self, live: LiveRoom) -> None:
+        """After `commit(..., wake=False)`: send the new events to the guest, then wake our own watchers.
+
+        The guest goes first so that its daemon works on the event while we answer our agents (two
+        daemons, two cores); woken first, our watchers and replies would run before the send. The send
+        returns as soon as the kernel has the bytes; it waits only while the guest does not read.
+        """
+        try:
+            if live.feed is not None:
+                with contextlib.suppress(LinkClosed):  # the pusher notices too; the guest re-syncs on redial
+                    await live.feed.flush()
+        finally:
+            live.bump()
 
     async def _submit(self, conn: PeerConnection, live: LiveRoom, frame: dict[str, Any]) -> None:
         env, sid = frame.get("env"), frame.get("sid")
@@ -171,7 +216,8 @@ class HostSide:
                 # The guest may have missed our broadcast: answer with the original event directly.
                 await conn.send({"t": "event", "room": live.room_id, "env": sub.events[0].envelope})
                 return
-            self.sup.commit(live, sub.events)
+            self.sup.commit(live, sub.events, wake=False)
+        await self.forward(live)
 
     # -- deadlines -------------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -12,6 +12,9 @@ from ..core.envelope import SignedEvent
 from ..core.events import Role, other
 from ..core.room import GuestRoom, HostRoom
 from ..core.rules import RoomState
+
+if TYPE_CHECKING:
+    from .hosting import GuestFeed
 
 
 def now_ms() -> int:
@@ -42,7 +45,7 @@ class LiveRoom:
         self.local_result: dict[str, Any] | None = None  # guest-side verdict when the host is gone for good
         self.link_up = False
         self.stored_phase = ""  # the phase last written to the rooms table
-        self.pusher: trio.CancelScope | None = None  # host: the task streaming events to the guest
+        self.feed: GuestFeed | None = None  # host: the events' way to the connected guest
         self._changed = trio.Event()
 
     @property

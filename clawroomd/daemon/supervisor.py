@@ -134,10 +134,13 @@ class Supervisor:
 
     # -- the one way events enter the store --------------------------------------------------------
 
-    def commit(self, live: LiveRoom, events: tuple[SignedEvent, ...] | list[SignedEvent]) -> None:
+    def commit(
+        self, live: LiveRoom, events: tuple[SignedEvent, ...] | list[SignedEvent], *, wake: bool = True
+    ) -> None:
         """Persist events the core has appended, then wake watchers. Called with nothing awaited between
         the core's append and here, so no reader ever sees an event that is not on disk... except the
-        core itself, which is why a store failure must take the daemon down (and restart restores)."""
+        core itself, which is why a store failure must take the daemon down (and restart restores).
+        A host committing with wake=False calls `host_side.forward` next, which wakes them."""
         if not events:
             return
         with self.store.transaction():
@@ -163,7 +166,8 @@ class Supervisor:
                     live.room_id, phase=st.phase, peer_key=live.peer_key, result=result, now_ms=now_ms()
                 )
                 live.stored_phase = st.phase
-        live.bump()
+        if wake:
+            live.bump()
         if live.state.phase == "closed":
             log.info("room %s closed: %s", live.room_id, live.state.result.outcome.status if live.state.result else "")
 
@@ -209,7 +213,8 @@ class Supervisor:
                 except LocalProtocolError as err:
                     raise api_error(err) from None
                 if not sub.duplicate:
-                    self.commit(live, sub.events)
+                    self.commit(live, sub.events, wake=False)
+            await self.host_side.forward(live)
             return {"event": sub.events[0].to_json(), "duplicate": sub.duplicate}
         return await self.guest_side.submit(live, make_body, sid)
 

@@ -30,6 +30,7 @@ import os
 import re
 import sqlite3
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DB_NAME = "clawroomd.db"
 TRANSCRIPT = "transcript.jsonl"
+OPEN_TRANSCRIPTS = 64  # transcript files kept open for appending (most recently written rooms)
 
 _ROOM_ID_RE = re.compile(r"^cr_[0-9a-f]{1,64}$")
 _FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -247,6 +249,8 @@ class Store:
                 os.chmod(p, 0o600)
         self._depth = 0
         self._after_commit: list[list[Callable[[], None]]] = []
+        # Opening (and checking the folder of) the transcript for every line cost more than the write.
+        self._transcripts: OrderedDict[str, int] = OrderedDict()
         try:
             self._db.execute("PRAGMA busy_timeout = 5000")
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -263,6 +267,8 @@ class Store:
     # -- lifecycle
     def close(self) -> None:
         """Close the database (idempotent)."""
+        while self._transcripts:
+            self._close_transcript(next(iter(self._transcripts)))
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("PRAGMA optimize")
         self._db.close()
@@ -462,15 +468,24 @@ class Store:
     def _append_transcript(self, room_id: str, text: str) -> None:
         # After COMMIT: a failure here must not un-acknowledge the event; repair_transcripts() fixes it.
         try:
-            directory = self.room_dir(room_id)
-            _mkdir_private(directory)
-            fd = os.open(directory / TRANSCRIPT, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, _transcript_line(text))
-            finally:
-                os.close(fd)
+            fd = self._transcripts.pop(room_id, None)
+            if fd is None:
+                directory = self.room_dir(room_id)
+                _mkdir_private(directory)
+                fd = os.open(directory / TRANSCRIPT, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                if len(self._transcripts) >= OPEN_TRANSCRIPTS:
+                    self._close_transcript(next(iter(self._transcripts)))
+            self._transcripts[room_id] = fd  # now the most recently used
+            os.write(fd, _transcript_line(text))
         except OSError:
+            self._close_transcript(room_id)
             log.exception("could not append to the transcript of %s (repaired on next start)", room_id)
+
+    def _close_transcript(self, room_id: str) -> None:
+        fd = self._transcripts.pop(room_id, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     _EVENT_COLS = "room_id, seq, hash, envelope, kind, author, ts_ms, sid"
 
@@ -520,6 +535,7 @@ class Store:
             lines = self._db.execute(
                 "SELECT transcript FROM events WHERE room_id = ? ORDER BY seq", (room.room_id,)
             ).fetchall()
+            self._close_transcript(room.room_id)  # it would keep appending to the replaced file
             _mkdir_private(path.parent)
             atomic_write(path, b"".join(_transcript_line(t) for (t,) in lines))
             log.warning("rewrote %s from the database (%d events)", path, len(lines))

@@ -16,6 +16,7 @@ from .errors import LocalProtocolError
 
 MAX_DEPTH = 16
 _SCALARS = (int, str, bytes, bool, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)
 
 
 def encode(value: Any) -> bytes:
@@ -67,6 +68,21 @@ def _thaw(value: Any, depth: int) -> Any:
     """Turn cbor2's frozen containers into plain ones and refuse types the protocol never uses."""
     if depth > MAX_DEPTH:
         raise LocalProtocolError("malformed", "CBOR nested too deeply")
+    kind = type(value)
+    if kind in _SCALAR_TYPES:
+        return value
+    if kind is dict or kind is list:
+        # What cbor2 gives outside tags, i.e. nearly everything: exact types, no call per scalar item.
+        if value and depth == MAX_DEPTH:
+            raise LocalProtocolError("malformed", "CBOR nested too deeply")
+        if kind is list:
+            return [v if type(v) in _SCALAR_TYPES else _thaw(v, depth + 1) for v in value]
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str and type(k) is not int:
+                raise LocalProtocolError("malformed", "CBOR map keys must be text or integers")
+            out[k] = v if type(v) in _SCALAR_TYPES else _thaw(v, depth + 1)
+        return out
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, cbor2.CBORTag):
@@ -88,6 +104,16 @@ def _thaw(value: Any, depth: int) -> Any:
 def _check_types(value: Any, depth: int, err: type[LocalProtocolError]) -> None:
     if depth > MAX_DEPTH:
         raise err("malformed", "value nested too deeply to encode")
+    kind = type(value)
+    if kind in _SCALAR_TYPES:
+        return
+    if kind is dict and depth < MAX_DEPTH:  # the common case, without a call per scalar item
+        for k, v in value.items():
+            if type(k) is not str and type(k) is not int:
+                raise err("malformed", f"map key {k!r} is neither text nor an integer")
+            if type(v) not in _SCALAR_TYPES:
+                _check_types(v, depth + 1, err)
+        return
     if isinstance(value, _SCALARS):
         return
     if isinstance(value, cbor2.CBORTag):

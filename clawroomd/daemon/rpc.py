@@ -149,11 +149,12 @@ class Session:
         await trio.lowlevel.checkpoint()
         return True
 
-    async def _reply(self, obj: dict[str, Any]) -> None:
-        """Queue a response; waits (backpressure on the reader) while the output queue is over the limit."""
+    async def _reply(self, obj: dict[str, Any] | bytes) -> None:
+        """Queue a response (an object or its encoded line); waits (backpressure on the reader) while the
+        output queue is over the limit."""
         if self.closed:
             return
-        self._enqueue(encode_line(obj))
+        self._enqueue(obj if isinstance(obj, bytes) else encode_line(obj))
         while self._queued > self._max_outgoing and not self.closed:
             self._drained = trio.Event()
             await self._drained.wait()
@@ -390,7 +391,7 @@ class _Server:
         if response is not None:
             await session._reply(response)
 
-    async def _handle_message(self, msg: Any, session: Session) -> dict[str, Any] | None:
+    async def _handle_message(self, msg: Any, session: Session) -> dict[str, Any] | bytes | None:
         if isinstance(msg, list):
             return _error_response(
                 None,
@@ -420,14 +421,12 @@ class _Server:
             result = await self.dispatcher.handle(method, params, session)
             if is_notification:
                 return None
-            response = {"jsonrpc": "2.0", "id": req_id, "result": result}
             try:
-                encode_line(response)
+                return encode_line({"jsonrpc": "2.0", "id": req_id, "result": result})
             except (TypeError, ValueError):
                 log.exception("%s returned a result that is not JSON-serialisable", method)
                 msg_ = "internal error: the daemon produced an invalid result; see its log"
                 raise ApiError("internal", msg_) from None
-            return response
         except ApiError as err:
             return None if is_notification else _error_response(req_id, err)
         except Exception:

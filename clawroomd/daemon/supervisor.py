@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("clawroomd.rooms")
 
+CHECKPOINT_INTERVAL = 0.5  # seconds between WAL checkpoints in a worker thread (when something was committed)
+
 # Core codes an agent can hit through the local API, mapped to the API's stable codes.
 _API_CODE = {
     "not_your_turn": "not_your_turn",
@@ -85,7 +87,18 @@ class Supervisor:
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         self.listen = [f"{shown}:{bound[1]}"]
         self._restore()
+        self.store.defer_checkpoints()
+        self.nursery.start_soon(self._checkpoints)
         task_status.started(self.listen)
+
+    async def _checkpoints(self) -> None:
+        """Keep SQLite's checkpoints (and their fsyncs) off the event path: see Store.defer_checkpoints."""
+        done = self.store.commits
+        while True:
+            await trio.sleep(CHECKPOINT_INTERVAL)
+            if self.store.commits != done:
+                done = self.store.commits
+                await trio.to_thread.run_sync(self.store.checkpoint)
 
     def _restore(self) -> None:
         restored = 0

@@ -88,28 +88,34 @@ async def ping_pong(sock_a: Path, sock_b: Path, messages: int) -> tuple[list[flo
 
 
 async def parallel(sock_a: Path, sock_b: Path, rooms: int, seconds: float) -> float:
-    """`rooms` rooms ping-ponging at once for `seconds`: sustained messages/s through the two daemons."""
+    """`rooms` rooms ping-ponging at once for `seconds`: sustained messages/s through the two daemons.
+    Each room has its own agent connection on each side, as separate agents would; each agent waits for
+    its turn on its watch subscription, not by polling."""
     count = 0
-    async with AsyncClient(sock_a) as a, AsyncClient(sock_b) as b:
-        ids = [await open_room(a, b, max_turns=1000) for _ in range(rooms)]
-        deadline = trio.current_time() + seconds
 
-        async def drive(room_id: str) -> None:
-            nonlocal count
+    async def drive(room_id: str, deadline: float) -> None:
+        nonlocal count
+        async with AsyncClient(sock_a) as a, AsyncClient(sock_b) as b:
+            seq = (await a.call("room.status", room_id=room_id))["seq"]
+            for c in (a, b):
+                await c.call("room.watch", room_id=room_id, after=seq)
             i = 0
             while trio.current_time() < deadline and i < 1000:
-                sender = a if i % 2 == 0 else b
-                while not (await sender.call("room.status", room_id=room_id))["your_turn"]:
-                    await trio.sleep(0.001)
+                sender, other = (a, b) if i % 2 == 0 else (b, a)
                 await sender.call("room.send", room_id=room_id, text=f"parallel {i}")
+                seq += 1
+                await wait_seq(other.notifications(), room_id, seq)  # the peer's agent sees it: its turn
                 count += 1
                 i += 1
 
-        t0 = time.perf_counter()
-        async with trio.open_nursery() as nursery:
-            for room_id in ids:
-                nursery.start_soon(drive, room_id)
-        return count / (time.perf_counter() - t0)
+    async with AsyncClient(sock_a) as a, AsyncClient(sock_b) as b:
+        ids = [await open_room(a, b, max_turns=1000) for _ in range(rooms)]
+    deadline = trio.current_time() + seconds
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for room_id in ids:
+            nursery.start_soon(drive, room_id, deadline)
+    return count / (time.perf_counter() - t0)
 
 
 def main() -> None:

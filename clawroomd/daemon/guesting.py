@@ -23,6 +23,7 @@ from ..core.events import Body, Joined
 from ..core.joinurl import JoinURL
 from ..core.room import GuestRoom
 from ..link import DialFailed, LinkClosed, PeerConnection, dial_peer
+from ..link.connection import close_reason
 from .errors import ApiError
 from .live import Ack, LiveRoom, now_ms
 
@@ -108,8 +109,14 @@ class HostLink:
         for live in list(self.rooms.values()):
             if not live.closed:
                 await self._resume(conn, live)
-        async for frame in conn:
-            await self.side.on_frame(self, conn, frame)
+        try:
+            async for frame in conn:
+                await self.side.on_frame(self, conn, frame)
+        except RemoteProtocolError as err:
+            # The host sent something we must not accept: tell it why, drop the link, append nothing.
+            log.warning("link to %s: host violated the protocol: %s (%s)", self.peer_id[:15], err.code, err.message)
+            await conn.aclose(err.close_code, close_reason(err.code, err.message))
+            raise
 
     async def _resume(self, conn: PeerConnection, live: LiveRoom) -> None:
         live.link_up = True

@@ -177,6 +177,11 @@ def test_config_defaults_and_file(tmp_path: Path) -> None:
     assert c.extra["delivery"] == {"hook": "notify-send"} and c.config_file == cfg
     c = load_config(["--config", str(cfg), "--listen", "127.0.0.1:0", "--log-level", "warning"], env)
     assert (c.listen, c.log_level, c.durability) == ("127.0.0.1:0", "warning", "full")
+    assert c.advertise == ()
+    cfg.write_text('advertise = ["192.0.2.10:7643", "[2001:db8::1]:7643"]\n')
+    assert load_config(["--config", str(cfg)], env).advertise == ("192.0.2.10:7643", "[2001:db8::1]:7643")
+    c = load_config(["--config", str(cfg), "--advertise", "198.51.100.7:1", "--advertise", "h.example:2"], env)
+    assert c.advertise == ("198.51.100.7:1", "h.example:2")  # the command line wins over the file
 
 
 @pytest.mark.parametrize(
@@ -189,6 +194,8 @@ def test_config_defaults_and_file(tmp_path: Path) -> None:
         ('listen = "127.0.0.1:70000"', "out of range"),
         ("listen = 5", "listen"),
         ("= broken", "not valid TOML"),
+        ('advertise = "192.0.2.1:1"', "advertise"),
+        ('advertise = ["no-port"]', "HOST:PORT"),
     ],
 )
 def test_config_errors(tmp_path: Path, toml: str, match: str) -> None:

@@ -93,7 +93,7 @@ def cmd_create(cfg: Config) -> int:
     if "&at=" not in url and "?at=" not in url:
         lines.append(
             "Warning: the link carries no address to dial (the daemon listens on an unspecified address such as "
-            "0.0.0.0). Pass --advertise HOST:PORT, or set advertise in the daemon's [tuning] config."
+            "0.0.0.0). Pass --advertise HOST:PORT here, or start clawroomd with --advertise HOST:PORT."
         )
     return _out(cfg, view, "\n".join(lines))
 

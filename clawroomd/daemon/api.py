@@ -101,7 +101,7 @@ class Api:
 
     def _advertise(self, params: dict[str, Any]) -> list[tuple[str, int]]:
         given = _get(params, "advertise", list, None)
-        texts = given if given is not None else list(self.sup.tuning.get("advertise", []) or self.sup.listen)
+        texts = given if given is not None else list(self.sup.config.advertise or self.sup.listen)
         out = []
         for text in texts:
             if not isinstance(text, str) or ":" not in text:

@@ -8,6 +8,7 @@ TOML keys (all optional; relative paths are relative to the file's folder)::
     log_level   = "info"                  # debug | info | warning | error
     durability  = "normal"                # normal | full  (see clawroomd.daemon.store)
     max_request = 1048576                 # bytes per local-API request line
+    advertise   = ["192.0.2.10:7643"]     # addresses put in join URLs (default: the listen address)
 
     [any_table]                           # tables are kept, unparsed, in DaemonConfig.extra
     ...
@@ -34,7 +35,7 @@ DEFAULT_LISTEN = "0.0.0.0:7643"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DURABILITIES = ("normal", "full")
 DEFAULT_MAX_REQUEST = 1 << 20
-_KNOWN_KEYS = {"state_dir", "socket", "listen", "log_level", "durability", "max_request"}
+_KNOWN_KEYS = {"state_dir", "socket", "listen", "log_level", "durability", "max_request", "advertise"}
 
 
 class ConfigError(Exception):
@@ -51,6 +52,7 @@ class DaemonConfig:
     log_level: str = "info"
     durability: Literal["normal", "full"] = "normal"
     max_request: int = DEFAULT_MAX_REQUEST
+    advertise: tuple[str, ...] = ()  # HOST:PORT put in join URLs; empty: the listen address
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -98,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower, help="log level (default info)")
     p.add_argument("--durability", choices=DURABILITIES, help="normal (default) or full: fsync every commit")
     p.add_argument("--max-request", metavar="BYTES", type=int, help="local-API request size limit")
+    p.add_argument(
+        "--advertise",
+        metavar="HOST:PORT",
+        action="append",
+        help="address peers should dial, put in join URLs (repeatable; default: the listen address, "
+        "which must then not be 0.0.0.0)",
+    )
     p.add_argument("--version", action="version", version=f"clawroomd {clawroomd.__version__}")
     return p
 
@@ -182,6 +191,13 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     if type(max_request) is not int or not 1024 <= max_request <= 1 << 30:
         raise ConfigError(f"max_request must be a whole number of bytes from 1024 to 2**30, not {max_request!r}")
 
+    raw, _ = pick(args.advertise, "advertise")
+    advertise = () if raw is None else raw
+    if not isinstance(advertise, list | tuple) or not all(isinstance(a, str) for a in advertise):
+        raise ConfigError(f"advertise must be a list of HOST:PORT strings, not {advertise!r}")
+    for text in advertise:
+        parse_listen(text)  # same grammar as listen; raises ConfigError naming the bad value
+
     extra = {k: v for k, v in file_data.items() if k not in _KNOWN_KEYS}
     return DaemonConfig(
         state_dir=state_dir,
@@ -192,5 +208,6 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         log_level=log_level.lower(),
         durability=durability,
         max_request=max_request,
+        advertise=tuple(advertise),
         extra=MappingProxyType(extra),
     )

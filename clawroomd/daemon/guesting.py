@@ -14,6 +14,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -81,13 +82,7 @@ class HostLink:
         for addr in self.addrs:
             came_up = False
             try:
-                async with dial_peer(
-                    addr,
-                    identity=self.sup.identity,
-                    static_private=self.sup.static_key,
-                    expected_peer_id=self.peer_id,
-                    **self.sup.link_options,
-                ) as conn:
+                async with self.side.dial(addr, self.peer_id) as conn:
                     came_up = True
                     await self._connected(conn)
                 return True
@@ -154,6 +149,17 @@ class GuestSide:
         self.guest_grace_s = guest_grace_s
         self.links: dict[str, HostLink] = {}
 
+    def dial(self, addr: tuple[str, int], peer_id: str, **kw: Any) -> AbstractAsyncContextManager[PeerConnection]:
+        """A secure connection to the host daemon `peer_id` at `addr`, as this daemon."""
+        return dial_peer(
+            addr,
+            identity=self.sup.identity,
+            static_private=self.sup.static_key,
+            expected_peer_id=peer_id,
+            **self.sup.link_options,
+            **kw,
+        )
+
     def link_for(self, peer_id: str, addrs: list[tuple[str, int]]) -> HostLink:
         link = self.links.get(peer_id)
         if link is None:
@@ -217,15 +223,7 @@ class GuestSide:
         last: Exception | None = None
         for addr in url.addrs:
             try:
-                async with dial_peer(
-                    addr,
-                    identity=self.sup.identity,
-                    static_private=self.sup.static_key,
-                    expected_peer_id=url.host_peer_id,
-                    invite=url.invite,
-                    timeout=timeout,
-                    **self.sup.link_options,
-                ):
+                async with self.dial(addr, url.host_peer_id, invite=url.invite, timeout=timeout):
                     return  # the host accepted: the room is now bound to our key
             except LinkClosed as exc:
                 if exc.error_code in ("bad_invite", "invite_used", "invite_expired"):

@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
-from trio_websocket import HandshakeError, connect_websocket
+from trio_websocket import HandshakeError, WebSocketConnection
+from wsproto import ConnectionType, WSConnection
 
 from ..core.errors import RemoteProtocolError
 from ..core.identity import Identity
@@ -73,6 +74,47 @@ def _wind_down(nursery: trio.Nursery) -> None:
     nursery.cancel_scope.deadline = min(nursery.cancel_scope.deadline, trio.current_time() + CLOSE_TIMEOUT_S)
 
 
+async def _connect_websocket(nursery: trio.Nursery, host: str, port: int) -> WebSocketConnection:
+    """trio-websocket's connect_websocket, minus a hang: it waits for the opening handshake forever when the
+    peer drops TCP before answering the upgrade (seen when a host dies while we dial it). Here the upgrade
+    also ends when the connection's reader does. (Uses the connection's private reader and handshake event,
+    as connect_websocket itself does.)"""
+    stream = await trio.open_tcp_stream(host, port)
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    ws = WebSocketConnection(
+        stream,
+        WSConnection(ConnectionType.CLIENT),
+        host=authority,
+        path=RESOURCE,
+        max_message_size=MAX_WS_MESSAGE,
+        message_queue_size=4,
+    )
+    reader_done = trio.Event()
+
+    async def reader() -> None:
+        try:
+            await ws._reader_task()
+        finally:
+            reader_done.set()
+
+    nursery.start_soon(reader)
+    try:
+        async with trio.open_nursery() as race:
+
+            async def until(event: trio.Event) -> None:
+                await event.wait()
+                race.cancel_scope.cancel()
+
+            race.start_soon(until, ws._open_handshake)
+            race.start_soon(until, reader_done)
+        if not ws._open_handshake.is_set():
+            raise DialFailed(f"{host}:{port} closed the connection during the WebSocket upgrade")
+    except BaseException:
+        await trio.aclose_forcefully(stream)  # no half-open socket outlives a failed dial (or its timeout)
+        raise
+    return ws
+
+
 async def _open(
     nursery: trio.Nursery,
     host: str,
@@ -87,9 +129,7 @@ async def _open(
     deadline = trio.current_time() + timeout
     try:
         with trio.fail_at(deadline):
-            ws = await connect_websocket(
-                nursery, host, port, RESOURCE, use_ssl=False, max_message_size=MAX_WS_MESSAGE, message_queue_size=4
-            )
+            ws = await _connect_websocket(nursery, host, port)
     except trio.TooSlowError:
         raise DialFailed(f"{host}:{port} did not answer within {timeout:g} s") from None
     except (OSError, HandshakeError) as exc:

@@ -104,6 +104,7 @@ class HostSide:
                 invite,
                 min(now, row.expires_ms - 1),
             )
+            live.peer_key = peer_key
             return  # the same guest retrying a join whose answer it lost
         check_invite(record, invite, now)
         with store.transaction():

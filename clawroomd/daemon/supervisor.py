@@ -82,11 +82,11 @@ class Supervisor:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        self._restore()  # before listening: a guest reconnecting at once must find its room
         host, port = self.config.listen_host, self.config.listen_port
         bound = await self.nursery.start(self.host_side.serve, host, port)
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         self.listen = [f"{shown}:{bound[1]}"]
-        self._restore()
         self.store.defer_checkpoints()
         self.nursery.start_soon(self._checkpoints)
         task_status.started(self.listen)
@@ -122,7 +122,7 @@ class Supervisor:
                 role=row.role,
                 core=core,
                 meta=row.meta,
-                peer_key=row.peer_key if row.role == "guest" else core.state.guest_key,
+                peer_key=row.peer_key,  # host rooms: bound when the invite was taken, before `joined`
             )
             live.local_result = row.result if row.result and row.result.get("local") else None
             live.stored_phase = row.phase

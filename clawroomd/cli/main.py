@@ -257,7 +257,8 @@ def run(cfg: Config) -> int:
     try:
         from . import commands
 
-        return getattr(commands, "cmd_" + cfg.command)(cfg)
+        code: int = getattr(commands, "cmd_" + cfg.command)(cfg)
+        return code
     except BrokenPipeError:  # `clawroom watch ... | head`: the reader left
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lets the interpreter's final flush succeed

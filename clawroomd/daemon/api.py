@@ -5,8 +5,9 @@ Every method and its parameters are documented in protocol/SPEC.md, "Local API".
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import clawroomd
@@ -55,9 +56,11 @@ def _seconds(params: dict[str, Any], name: str, default: float | None) -> int | 
     return int(value * 1000)
 
 
-def _protocol(fn: Callable[[], Any]) -> Any:
+@contextlib.contextmanager
+def _checked() -> Iterator[None]:
+    """An event or move that refuses to be built is the caller's bad value, said in the core's words."""
     try:
-        return fn()
+        yield
     except LocalProtocolError as err:
         raise ApiError("bad_value", err.message, {"protocol_code": err.code}) from None
 
@@ -122,18 +125,17 @@ class Api:
         raw_fields = _get(params, "fields", list, what=' (the required outcome fields, e.g. ["price"])')
         fields = []
         for f in raw_fields:
-            if isinstance(f, str):
-                fields.append(_protocol(lambda f=f: FieldSpec(name=f)))
-            elif isinstance(f, dict) and isinstance(f.get("name"), str):
-                fields.append(
-                    _protocol(lambda f=f: FieldSpec(name=f["name"], description=str(f.get("description", ""))))
-                )
-            else:
-                raise _bad('each field is a name or {"name": ..., "description": ...}')
+            with _checked():
+                if isinstance(f, str):
+                    fields.append(FieldSpec(name=f))
+                elif isinstance(f, dict) and isinstance(f.get("name"), str):
+                    fields.append(FieldSpec(name=f["name"], description=str(f.get("description", ""))))
+                else:
+                    raise _bad('each field is a name or {"name": ..., "description": ...}')
         now = now_ms()
         deadline = _seconds(params, "deadline_s", DEFAULT_DEADLINE_S)
-        spec = _protocol(
-            lambda: RoomCreated(
+        with _checked():
+            spec = RoomCreated(
                 label=_get(params, "label", str, ""),
                 topic=_get(params, "topic", str),
                 goal=_get(params, "goal", str, ""),
@@ -144,7 +146,6 @@ class Api:
                 deadline_ms=None if deadline is None else now + deadline,
                 answer_timeout_ms=_seconds(params, "answer_timeout_s", DEFAULT_ANSWER_TIMEOUT_S),
             )
-        )
         meta: dict[str, Any] = {"topic": spec.topic}
         command = _get(params, "agent_command", list, None)
         if command is not None:
@@ -214,13 +215,8 @@ class Api:
             refs = m.get("refs", [])
             if not isinstance(refs, list):
                 raise _bad("refs is a list of text")
-            moves.append(
-                _protocol(
-                    lambda m=m, value=value, refs=refs: Move(
-                        op=m["op"], field=m["field"], value=value, refs=tuple(refs)
-                    )
-                )
-            )
+            with _checked():
+                moves.append(Move(op=m["op"], field=m["field"], value=value, refs=tuple(refs)))
         return tuple(moves)
 
     async def room_send(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
@@ -228,7 +224,8 @@ class Api:
         text = _get(params, "text", str, "")
 
         def make_body() -> Message:  # rebuilt on a retry: `accept` takes the standing value at that moment
-            return _protocol(lambda: Message(text=text, moves=self._moves(live, params)))  # type: ignore[no-any-return]
+            with _checked():
+                return Message(text=text, moves=self._moves(live, params))
 
         sid = _get(params, "sid", str, None)
         if sid is not None and not (1 <= len(sid) <= 60 and sid.replace("-", "").replace("_", "").isalnum()):

@@ -151,13 +151,13 @@ class GuestSide:
 
     def dial(self, addr: tuple[str, int], peer_id: str, **kw: Any) -> AbstractAsyncContextManager[PeerConnection]:
         """A secure connection to the host daemon `peer_id` at `addr`, as this daemon."""
+        options: dict[str, Any] = {**self.sup.link_options, **kw}
         return dial_peer(
             addr,
             identity=self.sup.identity,
             static_private=self.sup.static_key,
             expected_peer_id=peer_id,
-            **self.sup.link_options,
-            **kw,
+            **options,
         )
 
     def link_for(self, peer_id: str, addrs: list[tuple[str, int]]) -> HostLink:
@@ -307,7 +307,7 @@ class GuestSide:
                 raise RemoteProtocolError("malformed", f"unknown link message {kind!r}")
 
     async def _event(self, live: LiveRoom, env: bytes) -> None:
-        core: GuestRoom = live.core  # type: ignore[assignment]
+        core = live.guest
         event = core.receive(env)  # RemoteProtocolError: the host misbehaved; the link closes and redials
         if event is None:
             return
@@ -327,7 +327,7 @@ class GuestSide:
         for _attempt in range(3):
             async with live.lock:
                 try:
-                    sub = live.core.prepare(make_body(), sid=sid, now_ms=now_ms())  # type: ignore[union-attr]
+                    sub = live.guest.prepare(make_body(), sid=sid, now_ms=now_ms())
                 except LocalProtocolError as err:
                     raise api_error(err) from None
                 if sub.duplicate:

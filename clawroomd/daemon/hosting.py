@@ -204,7 +204,7 @@ class HostSide:
             raise RemoteProtocolError("malformed", "submit needs `env` (bytes) and `sid` (text)")
         async with live.lock:
             try:
-                sub = live.core.receive(env, now_ms=now_ms(), from_key=conn.peer_public_key)  # type: ignore[union-attr]
+                sub = live.host.receive(env, now_ms=now_ms(), from_key=conn.peer_public_key)
             except RemoteProtocolError as err:
                 log.info("room %s: refused a guest submission: %s (%s)", live.room_id, err.code, err.message)
                 if err.code in FATAL_CODES:
@@ -226,7 +226,7 @@ class HostSide:
         """Close the room with `timeout` when the core says a deadline has passed (the core reads no clock)."""
         while not live.closed:
             changed = live.changed
-            due = live.core.next_deadline()  # type: ignore[union-attr]
+            due = live.host.next_deadline()
             if due is None:
                 await changed.wait()
                 continue
@@ -236,7 +236,7 @@ class HostSide:
                     await changed.wait()
                 continue
             async with live.lock:
-                sub = live.core.tick(now_ms())  # type: ignore[union-attr]
+                sub = live.host.tick(now_ms())
                 self.sup.commit(live, sub.events)
             if sub.events:
                 log.info("room %s: %s", live.room_id, due[1])

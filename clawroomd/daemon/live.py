@@ -49,6 +49,17 @@ class LiveRoom:
         self._changed = trio.Event()
 
     @property
+    def host(self) -> HostRoom:
+        """The core of a room we host (the role is fixed for a room's life)."""
+        assert isinstance(self.core, HostRoom), "not a host room"
+        return self.core
+
+    @property
+    def guest(self) -> GuestRoom:
+        assert isinstance(self.core, GuestRoom), "not a guest room"
+        return self.core
+
+    @property
     def state(self) -> RoomState:
         return self.core.state
 

@@ -147,9 +147,7 @@ class Supervisor:
 
     # -- the one way events enter the store --------------------------------------------------------
 
-    def commit(
-        self, live: LiveRoom, events: tuple[SignedEvent, ...] | list[SignedEvent], *, wake: bool = True
-    ) -> None:
+    def commit(self, live: LiveRoom, events: tuple[SignedEvent, ...] | list[SignedEvent], *, wake: bool = True) -> None:
         """Persist events the core has appended, then wake watchers. Called with nothing awaited between
         the core's append and here, so no reader ever sees an event that is not on disk... except the
         core itself, which is why a store failure must take the daemon down (and restart restores).
@@ -222,7 +220,7 @@ class Supervisor:
         if live.role == "host":
             async with live.lock:
                 try:
-                    sub: Submission = live.core.send(make_body(), sid=sid, now_ms=now_ms())  # type: ignore[union-attr]
+                    sub: Submission = live.host.send(make_body(), sid=sid, now_ms=now_ms())
                 except LocalProtocolError as err:
                     raise api_error(err) from None
                 if not sub.duplicate:
@@ -245,9 +243,9 @@ class Supervisor:
         if live.role == "host":
             async with live.lock:
                 try:
-                    sub = live.core.close(
+                    sub = live.host.close(
                         "cancelled",
-                        reason=reason or "cancelled by the host's owner",  # type: ignore[union-attr]
+                        reason=reason or "cancelled by the host's owner",
                         now_ms=now_ms(),
                         sid="cancel-" + secrets.token_hex(4),
                     )

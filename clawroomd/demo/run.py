@@ -59,7 +59,10 @@ def _stop(daemons: list[Daemon]) -> None:
 
 
 def run_demo(*, keep: bool = False, as_json: bool = False) -> int:
-    say = (lambda *a, **k: None) if as_json else (lambda *a, **k: print(*a, **k, flush=True))
+    def say(*args: Any, **kw: Any) -> None:
+        if not as_json:
+            print(*args, **kw, flush=True)
+
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="clawroom-demo-"))  # mode 0700
     os.chmod(root, 0o700)
@@ -175,7 +178,8 @@ def _wait_result(c: Client, room_id: str, timeout: float = 10.0) -> dict[str, An
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return c.call("room.result", room_id=room_id)
+            result: dict[str, Any] = c.call("room.result", room_id=room_id)
+            return result
         except ApiError as err:
             if err.code != "not_ready" or time.monotonic() > deadline:
                 raise

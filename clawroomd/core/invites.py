@@ -69,15 +69,19 @@ def new_invite(room_id: str, secret: bytes, now_ms: int, ttl_ms: int = DEFAULT_T
     return InviteRecord(room_id=room_id, secret_sha256=secret_hash(secret), expires_ms=now_ms + ttl_ms)
 
 
+def matches(record: InviteRecord, presented: Invite) -> bool:
+    """The secret (in constant time) and the room both match; says nothing of use or expiry."""
+    secret_ok = hmac.compare_digest(secret_hash(presented.secret), record.secret_sha256)
+    return secret_ok and presented.room_id == record.room_id
+
+
 def check_invite(record: InviteRecord, presented: Invite, now_ms: int) -> None:
     """Accept `presented` against `record` or raise RemoteProtocolError bad_invite/invite_used/invite_expired.
 
     The secret is checked first and in constant time, so only a holder of the secret learns whether the
     invite was used or expired; the room id is public (it is in the URL), so comparing it is not secret.
     """
-    digest = secret_hash(presented.secret)
-    secret_ok = hmac.compare_digest(digest, record.secret_sha256)
-    if not secret_ok or presented.room_id != record.room_id:
+    if not matches(record, presented):
         raise RemoteProtocolError("bad_invite", "the invite secret is not valid for this room", CLOSE_INVITE)
     if record.used:
         raise RemoteProtocolError("invite_used", "this invite has already been used to join", CLOSE_INVITE)

@@ -17,7 +17,7 @@ import trio
 
 from ..core.errors import CLOSE_INVITE, CLOSE_WRONG_PEER, RemoteProtocolError
 from ..core.identity import peer_id_for
-from ..core.invites import Invite, InviteRecord, check_invite
+from ..core.invites import Invite, InviteRecord, check_invite, matches
 from ..link import LinkClosed, PeerConnection, serve_peers
 from .live import LiveRoom, now_ms
 
@@ -98,12 +98,7 @@ class HostSide:
             room_id=row.room_id, secret_sha256=row.secret_hash, expires_ms=row.expires_ms, used=row.used_ms is not None
         )
         now = now_ms()
-        if record.used and row.guest_key == peer_key:
-            check_invite(
-                InviteRecord(room_id=row.room_id, secret_sha256=row.secret_hash, expires_ms=row.expires_ms),
-                invite,
-                min(now, row.expires_ms - 1),
-            )
+        if record.used and row.guest_key == peer_key and matches(record, invite):
             live.peer_key = peer_key
             return  # the same guest retrying a join whose answer it lost
         check_invite(record, invite, now)

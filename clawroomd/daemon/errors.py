@@ -74,3 +74,25 @@ class ApiError(Exception):
 
     def __repr__(self) -> str:
         return f"ApiError({self.code!r}, {self.message!r})"
+
+
+# Core codes an agent can hit through the local API, mapped to the API's stable codes.
+_API_CODE = {
+    "not_your_turn": "not_your_turn",
+    "turn_limit": "turn_limit",
+    "room_closed": "room_closed",
+    "unknown_field": "unknown_field",
+    "consulting": "consulting",
+    "too_large": "limit_exceeded",
+}
+
+
+def api_error(protocol_code: str, message: str) -> ApiError:
+    """A core refusal, ours or the host's, as the local API's stable code (SPEC.md §15.7)."""
+    code = _API_CODE.get(
+        protocol_code,
+        "conflict"
+        if protocol_code in ("illegal_event", "outcome_mismatch", "no_such_proposal", "not_consulting")
+        else "bad_value",
+    )
+    return ApiError(code, message, {"protocol_code": protocol_code})

@@ -25,7 +25,7 @@ from ..core.joinurl import JoinURL
 from ..core.room import GuestRoom
 from ..link import DialFailed, LinkClosed, PeerConnection, dial_peer
 from ..link.connection import close_reason
-from .errors import ApiError
+from .errors import ApiError, api_error
 from .live import Ack, LiveRoom, now_ms
 
 if TYPE_CHECKING:
@@ -269,11 +269,7 @@ class GuestSide:
             join.error = err
         link.joins.pop(live.room_id, None)
         join.done.set()
-        self.sup.nursery.start_soon(self.local_deadline, live)
-        from . import agents
-
-        if live.meta.get("agent_command"):
-            self.sup.nursery.start_soon(agents.run_agent_loop, self.sup, live)
+        self.sup.start_room_tasks(live)  # the same deadline watch and agent a restored room gets
 
     # -- frames from the host ---------------------------------------------------------------------------
 
@@ -321,15 +317,13 @@ class GuestSide:
     # -- our submissions ------------------------------------------------------------------------------
 
     async def submit(self, live: LiveRoom, make_body: Callable[[], Body], sid: str) -> dict[str, Any]:
-        from .supervisor import api_error
-
         link = self.links[live.meta["host_peer_id"]]
         for _attempt in range(3):
             async with live.lock:
                 try:
                     sub = live.guest.prepare(make_body(), sid=sid, now_ms=now_ms())
                 except LocalProtocolError as err:
-                    raise api_error(err) from None
+                    raise api_error(err.code, err.message) from None
                 if sub.duplicate:
                     return {"event": sub.events[0].to_json(), "duplicate": True}
                 env = sub.events[0].envelope
@@ -350,15 +344,7 @@ class GuestSide:
                     "message": "the host is unreachable; the move is saved and will be sent when it is back",
                 }
             if ack.code not in STALE:
-                raise ApiError(
-                    "not_your_turn"
-                    if ack.code == "not_your_turn"
-                    else "room_closed"
-                    if ack.code == "room_closed"
-                    else "conflict",
-                    f"the host refused the move: {ack.message}",
-                    {"protocol_code": ack.code},
-                )
+                raise api_error(ack.code, f"the host refused the move: {ack.message}")
             await trio.sleep(0.05)  # the event we had not yet seen is on its way; re-sign on top of it
         raise ApiError("conflict", "the room kept changing while we tried to send; check status and retry")
 

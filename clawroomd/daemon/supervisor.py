@@ -22,7 +22,7 @@ from ..core.joinurl import JoinURL
 from ..core.room import GuestRoom, HostRoom, Submission
 from ..core.rules import outcome_digest
 from . import agents, api
-from .errors import ApiError
+from .errors import ApiError, api_error
 from .guesting import GuestSide
 from .hosting import HostSide
 from .live import LiveRoom, now_ms
@@ -37,26 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("clawroomd.rooms")
 
 CHECKPOINT_INTERVAL = 0.5  # seconds between WAL checkpoints in a worker thread (when something was committed)
-
-# Core codes an agent can hit through the local API, mapped to the API's stable codes.
-_API_CODE = {
-    "not_your_turn": "not_your_turn",
-    "turn_limit": "turn_limit",
-    "room_closed": "room_closed",
-    "unknown_field": "unknown_field",
-    "consulting": "consulting",
-    "too_large": "limit_exceeded",
-}
-
-
-def api_error(err: LocalProtocolError) -> ApiError:
-    code = _API_CODE.get(
-        err.code,
-        "conflict"
-        if err.code in ("illegal_event", "outcome_mismatch", "no_such_proposal", "not_consulting")
-        else "bad_value",
-    )
-    return ApiError(code, err.message, {"protocol_code": err.code})
 
 
 class Supervisor:
@@ -127,12 +107,12 @@ class Supervisor:
             live.local_result = row.result if row.result and row.result.get("local") else None
             live.stored_phase = row.phase
             self.rooms[row.room_id] = live
-            self._start_room_tasks(live)
+            self.start_room_tasks(live)
             restored += 1
         if restored:
             log.info("resumed %d room(s) from the store", restored)
 
-    def _start_room_tasks(self, live: LiveRoom) -> None:
+    def start_room_tasks(self, live: LiveRoom) -> None:
         if live.closed:
             return
         if live.role == "host":
@@ -204,7 +184,7 @@ class Supervisor:
             self.store.put_invite(room_id, record.secret_sha256, record.expires_ms)
             self.commit(live, core.log)
         self.rooms[room_id] = live
-        self._start_room_tasks(live)
+        self.start_room_tasks(live)
         log.info("room %s created (%s), invite valid until %d", room_id, spec.topic, record.expires_ms)
         return live
 
@@ -222,7 +202,7 @@ class Supervisor:
                 try:
                     sub: Submission = live.host.send(make_body(), sid=sid, now_ms=now_ms())
                 except LocalProtocolError as err:
-                    raise api_error(err) from None
+                    raise api_error(err.code, err.message) from None
                 if not sub.duplicate:
                     self.commit(live, sub.events, wake=False)
             await self.host_side.forward(live)
@@ -250,7 +230,7 @@ class Supervisor:
                         sid="cancel-" + secrets.token_hex(4),
                     )
                 except LocalProtocolError as err:
-                    raise api_error(err) from None
+                    raise api_error(err.code, err.message) from None
                 self.commit(live, sub.events)
             return {"event": sub.events[-1].to_json()}
         return await self.submit(live, lambda: ErrorEvent(code="cancelled", message=reason[:500]))

@@ -19,6 +19,7 @@ from ..core.errors import CLOSE_INVITE, CLOSE_WRONG_PEER, RemoteProtocolError
 from ..core.identity import peer_id_for
 from ..core.invites import Invite, InviteRecord, check_invite, matches
 from ..link import LinkClosed, PeerConnection, serve_peers
+from ..link.connection import close_reason
 from .live import LiveRoom, now_ms
 
 if TYPE_CHECKING:
@@ -119,11 +120,8 @@ class HostSide:
             except LinkClosed:
                 pass
             except RemoteProtocolError as err:
-                await conn.aclose(err.close_code, f"{err.code}: {err.message}"[:120])
-            nursery.cancel_scope.cancel()
-        for live in self.sup.rooms.values():
-            if live.role == "host" and live.peer_key == conn.peer_public_key and live.feed is None:
-                live.link_up = False
+                await conn.aclose(err.close_code, close_reason(err.code, err.message))
+            nursery.cancel_scope.cancel()  # ends this connection's feeds, which mark their rooms unlinked
 
     def _room_for(self, conn: PeerConnection, room_id: object) -> LiveRoom | None:
         live = self.sup.rooms.get(room_id) if isinstance(room_id, str) else None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from .envelope import SignedEvent, open_envelope, seal
 from .errors import LocalProtocolError, RemoteProtocolError, as_remote
-from .events import Body, ErrorEvent, FieldSpec, Header, Role, RoomClosed, RoomCreated
+from .events import Body, Header, Role, RoomClosed, RoomCreated
 from .identity import Identity
 from .rules import RoomState, outcome_digest, transition
 
@@ -156,18 +156,12 @@ class HostRoom(_Replica):
             for role, since in st.consulting.items():
                 if spec.answer_timeout_ms is not None:
                     candidates.append((since + spec.answer_timeout_ms, f"the {role}'s owner did not answer in time"))
-            awaited = self._awaited()
+            awaited = st.awaited
             if spec.turn_timeout_ms is not None and awaited is not None and awaited not in st.consulting:
                 candidates.append(
                     (st.turn_started_ms + spec.turn_timeout_ms, f"the {awaited} did not move within the turn deadline")
                 )
         return min(candidates) if candidates else None
-
-    def _awaited(self) -> Role | None:
-        st = self.state
-        if st.phase == "delivering" and st.pending_close is not None:
-            return "guest" if st.pending_close.proposer == "host" else "host"
-        return st.turn
 
     def tick(self, now_ms: int) -> Submission:
         """Apply deadlines as of `now_ms` (the only way time enters the core)."""
@@ -220,8 +214,4 @@ class GuestRoom(_Replica):
         return self._append(event, new_state)
 
 
-def cancel_body(message: str = "") -> ErrorEvent:
-    return ErrorEvent(code="cancelled", message=message)
-
-
-__all__ = ["FieldSpec", "GuestRoom", "HostRoom", "Submission", "cancel_body"]
+__all__ = ["GuestRoom", "HostRoom", "Submission"]

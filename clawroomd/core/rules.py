@@ -31,7 +31,6 @@ from .events import (
 from .table import Phase, next_phase
 
 ZERO_HASH = bytes(32)
-AGREEMENT_STATUSES = ("agreement_reached", "partial_agreement", "no_agreement")
 HOST_CLOSE_STATUSES = ("turn_limit_reached", "timeout", "cancelled", "error")
 
 
@@ -68,6 +67,13 @@ class RoomState:
         if self.spec is None or self.phase not in ("active", "delivering") or self.turns >= self.spec.max_turns:
             return None
         return self.spec.first if self.turns % 2 == 0 else other(self.spec.first)
+
+    @property
+    def awaited(self) -> Role | None:
+        """The one side the room waits on: the side asked to countersign a close, else whose turn it is."""
+        if self.phase == "delivering" and self.pending_close is not None:
+            return other(self.pending_close.proposer)
+        return self.turn
 
     def key_of(self, role: Role) -> bytes | None:
         return self.host_key if role == "host" else self.guest_key

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..core.envelope import SignedEvent
-from ..core.events import Role, other
+from ..core.events import Role
 from ..core.room import GuestRoom, HostRoom
 from ..core.rules import RoomState
 
@@ -82,10 +82,8 @@ class LiveRoom:
         st = self.state
         if self.closed or st.phase not in ("active", "delivering"):
             return set()
-        if st.phase == "delivering" and st.pending_close is not None:
-            return {other(st.pending_close.proposer)}
-        if st.turn is not None:
-            return {st.turn}
+        if st.awaited is not None:
+            return {st.awaited}
         return {"host", "guest"} if st.all_agreed else set()
 
     @property

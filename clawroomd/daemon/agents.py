@@ -1,9 +1,15 @@
 """Waking the agent: run the room's configured agent command whenever it is our turn.
 
-The command gets one JSON document on stdin (the room's status card, its transcript, and who we are)
-and prints one JSON document: `{"text": ..., "moves": [...]}` to send a message, `{"action": "close"}`
-to propose or countersign the close, `{"action": "cancel", "reason": ...}`, or `{"action": "wait"}`.
-Nobody relays or nudges: the daemon is the poller.
+The command gets one JSON document on stdin (who we are, the seq and head of the room it describes, the
+status card and the transcript) and prints one JSON document: `{"text": ..., "moves": [...]}` to send a
+message, `{"action": "close"}` to propose or countersign the close, `{"action": "cancel", "reason": ...}`,
+or `{"action": "wait"}`. Nobody relays or nudges: the daemon is the poller.
+
+Replies bind to what they saw (DESIGN §4): a reply is submitted with `expect_seq` = the seq of its
+document, so an `accept` takes the value the agent was shown, and a reply the room has moved past is
+dropped (logged), never applied to the later state; the agent then runs again on the new state if it is
+still our turn. The agent is never run while a move of ours for this room waits in the outbox (the
+turn is taken, also after a restart), so no turn gets two replies.
 """
 
 from __future__ import annotations
@@ -30,33 +36,59 @@ MAX_FAILURES = 3
 
 async def run_agent_loop(sup: Supervisor, live: LiveRoom) -> None:
     argv: list[str] = live.meta["agent_command"]
-    seen, failures, handled = -2, 0, False
+    seen, failures, handled, said = -2, 0, False, -2
     while not live.closed:
         changed = live.changed
         if live.state.seq != seen:  # the room moved on: a fresh turn, with its full retries
             seen, failures, handled = live.state.seq, 0, False
-        if live.our_turn and not handled and failures < MAX_FAILURES:
-            try:
-                await _one_turn(sup, live, argv)
-                handled = True
-            except (ApiError, OSError, ValueError, subprocess.CalledProcessError, trio.TooSlowError) as err:
-                failures += 1
-                last = failures >= MAX_FAILURES
-                log.warning(
-                    "room %s: agent command failed (%s); %s",
-                    live.room_id,
-                    err,
-                    "giving up until the room changes" if last else "will retry",
-                )
-                if not last:
-                    await trio.sleep(min(2.0 * failures, 10))
-                    continue
-        await changed.wait()
+        if not live.our_turn or handled or failures >= MAX_FAILURES:
+            await changed.wait()
+            continue
+        if (queued := _queued(sup, live)) is not None:
+            if said != seen:
+                said = seen
+                log.info("room %s: our move %s waits for the host; no new reply until it lands", live.room_id, queued)
+            await changed.wait()  # the move lands or is refused: both change the room or the outbox
+            continue
+        try:
+            await _one_turn(sup, live, argv)
+            handled = True
+        except ApiError as err:
+            if err.code != "stale_state":
+                failures = await _failed(live, err, failures)
+                continue
+            log.info("room %s: dropped the agent's reply to seq %d: %s", live.room_id, seen, err.message)
+            handled = True  # for that seq; if the room moved on, the next pass runs the agent on the new one
+        except (OSError, ValueError, subprocess.CalledProcessError, trio.TooSlowError) as err:
+            failures = await _failed(live, err, failures)
+
+
+async def _failed(live: LiveRoom, err: Exception, failures: int) -> int:
+    failures += 1
+    last = failures >= MAX_FAILURES
+    log.warning(
+        "room %s: agent command failed (%s); %s",
+        live.room_id,
+        err,
+        "giving up until the room changes" if last else "will retry",
+    )
+    if not last:
+        await trio.sleep(min(2.0 * failures, 10))
+    return failures
+
+
+def _queued(sup: Supervisor, live: LiveRoom) -> str | None:
+    """The sid of a move of ours still waiting for the host: this turn is answered, and running the agent
+    again would give it a second reply, computed on a view older than that move."""
+    return sup.guest_side.queued_move(live) if live.role == "guest" else None
 
 
 async def _one_turn(sup: Supervisor, live: LiveRoom, argv: list[str]) -> None:
+    base = live.state.seq
     doc = {
         "you": live.role,
+        "seq": base,
+        "head": live.state.head.hex(),
         "room": status_view(live),
         "transcript": [e.to_json() for e in live.core.log],
     }
@@ -72,11 +104,16 @@ async def _one_turn(sup: Supervisor, live: LiveRoom, argv: list[str]) -> None:
     if action == "wait":
         return
     if action == "close":
-        await sup.submit(live, lambda: sup.close_body(live))
+        await sup.submit(live, lambda: sup.close_body(live), expect_seq=base)
     elif action == "cancel":
-        await sup.cancel(live, str(reply.get("reason", "the agent gave up")))
+        await sup.cancel(live, str(reply.get("reason", "the agent gave up")), expect_seq=base)
     elif action == "send":
-        params = {"room_id": live.room_id, "text": reply.get("text", ""), "moves": reply.get("moves", [])}
+        params = {
+            "room_id": live.room_id,
+            "text": reply.get("text", ""),
+            "moves": reply.get("moves", []),
+            "expect_seq": base,
+        }
         await sup.api.room_send(params, None)  # type: ignore[arg-type]
     else:
         raise ValueError(f"unknown agent action {action!r}")

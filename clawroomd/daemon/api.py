@@ -15,7 +15,7 @@ import clawroomd
 from ..core.errors import LocalProtocolError
 from ..core.events import FieldSpec, Message, Move, RoomCreated
 from ..core.joinurl import JoinURL
-from .errors import ApiError
+from .errors import ApiError, check_seq
 from .live import LiveRoom, now_ms
 from .views import lifecycle, list_row, result_view, status_view
 
@@ -187,9 +187,27 @@ class Api:
         after = _get(params, "after", int, -1)
         return {"room_id": live.room_id, "events": [e.to_json() for e in live.core.events_after(after)]}
 
+    def _base(self, live: LiveRoom, params: dict[str, Any]) -> int:
+        """The seq a move is bound to (DESIGN §4): the caller's `expect_seq` (the last event it saw),
+        else the room as this call found it. The move is refused with `stale_state` unless the room is
+        still there when it is signed; nothing is ever re-signed on a later state."""
+        seq = live.state.seq
+        expect = _get(params, "expect_seq", int, None)
+        if expect is None:
+            return seq
+        if expect < -1:
+            raise _bad("expect_seq is the seq of the last event you saw (-1: none)")
+        if expect > seq:
+            raise ApiError(
+                "bad_value", f"expect_seq {expect} is ahead of this room (its last event is #{seq}); "
+                "pass the seq this daemon showed you"
+            )  # fmt: skip
+        return int(expect)
+
     def _moves(self, live: LiveRoom, params: dict[str, Any]) -> tuple[Move, ...]:
         """Moves from `moves` (full form) plus the CLI's shorthands; `accept` without a value takes the
-        peer's standing proposal, which is what a person means by "accept price"."""
+        peer's standing proposal in the state the move is bound to (the caller has checked it is still
+        current), which is what a person or agent means by "accept price": the value it saw."""
         st = live.state
         peer = "guest" if live.role == "host" else "host"
         raw = list(_get(params, "moves", list, []))
@@ -222,23 +240,22 @@ class Api:
     async def room_send(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)
         text = _get(params, "text", str, "")
-
-        def make_body() -> Message:  # rebuilt on a retry: `accept` takes the standing value at that moment
-            with _checked():
-                return Message(text=text, moves=self._moves(live, params))
-
+        base = self._base(live, params)
         sid = _get(params, "sid", str, None)
         if sid is not None and not (1 <= len(sid) <= 60 and sid.replace("-", "").replace("_", "").isalnum()):
             raise _bad("sid must be 1-60 letters, digits, - or _")
         wire_sid = None if sid is None else "a-" + sid
         if wire_sid is not None and (done := live.core.original(wire_sid)) is not None:
             return {"event": done.to_json(), "duplicate": True}  # a retry: the original answer, unrevalidated
-        make_body()  # bad input fails here, before anything is signed
-        return await self.sup.submit(live, make_body, sid=wire_sid)
+        check_seq(base, live.state.seq)  # before the moves read the state: they take what the caller saw
+        with _checked():
+            body = Message(text=text, moves=self._moves(live, params))  # built once, never on a later state
+        return await self.sup.submit(live, lambda: body, sid=wire_sid, expect_seq=base)
 
     async def room_close(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)
-        return await self.sup.submit(live, lambda: self.sup.close_body(live))
+        base = self._base(live, params)  # the close countersigned or proposed is the one in that state
+        return await self.sup.submit(live, lambda: self.sup.close_body(live), expect_seq=base)
 
     async def room_cancel(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)

@@ -38,6 +38,7 @@ ERROR_CODES: dict[str, int] = {
     "conflict": 1014,
     "permission_denied": 1015,
     "too_slow": 1016,
+    "stale_state": 1017,
 }
 
 # The JSON-RPC integer per code, for the rare error that must use a protocol integer with a more
@@ -96,3 +97,23 @@ def api_error(protocol_code: str, message: str) -> ApiError:
         else "bad_value",
     )
     return ApiError(code, message, {"protocol_code": protocol_code})
+
+
+def stale_state(expected: int, seq: int, *, host_ahead: bool = False) -> ApiError:
+    """A move computed on the room as of seq `expected` that no longer describes it (DESIGN §4: replies
+    bind to what they saw). Nothing was sent; the caller re-reads the room and decides again."""
+    if host_ahead:
+        what = f"the host holds events after seq {expected} that this daemon had not received yet"
+    else:
+        what = f"the room moved on from seq {expected} to {seq}"
+    return ApiError(
+        "stale_state",
+        f"{what}; the move was not added to the room: re-read it and decide again",
+        {"expect_seq": expected, "seq": seq},
+    )
+
+
+def check_seq(expected: int | None, seq: int) -> None:
+    """Refuse a move bound to seq `expected` (None: unbound) when the room is now at `seq`."""
+    if expected is not None and expected != seq:
+        raise stale_state(expected, seq)

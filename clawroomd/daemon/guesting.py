@@ -19,16 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..core.envelope import open_envelope
 from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.events import Body, Joined
 from ..core.joinurl import JoinURL
 from ..core.room import GuestRoom
 from ..link import DialFailed, LinkClosed, PeerConnection, dial_peer
 from ..link.connection import close_reason
-from .errors import ApiError, api_error
+from .errors import ApiError, api_error, check_seq, stale_state
 from .live import Ack, LiveRoom, now_ms
 
 if TYPE_CHECKING:
+    from .store import OutboxRow
     from .supervisor import Supervisor
 
 log = logging.getLogger("clawroomd.guest")
@@ -114,9 +116,16 @@ class HostLink:
             raise
 
     async def _resume(self, conn: PeerConnection, live: LiveRoom) -> None:
+        """Re-sync the room and resubmit the outbox. A queued move is bound to the head it was signed on
+        (its `prev`), so the host appends it only if the room is still where its author saw it; one the
+        room has already moved past is dropped here rather than sent to be refused."""
         live.link_up = True
         await conn.send({"t": "sync", "room": live.room_id, "after": live.state.seq})
         for row in self.sup.store.outbox(live.room_id):
+            if _passed(live, row):
+                self.sup.store.drop_outbox(live.room_id, row.sid)
+                log.info("room %s: dropped queued move %s: the room has moved past it", live.room_id, row.sid)
+                continue
             await conn.send({"t": "submit", "room": live.room_id, "sid": row.sid, "env": row.envelope})
         live.bump()
 
@@ -132,6 +141,16 @@ class HostLink:
         if join is not None:
             join.error = error
             join.done.set()
+
+
+def _passed(live: LiveRoom, row: OutboxRow) -> bool:
+    """The room already holds this queued move, or another event at its seq: the host can never append it."""
+    if live.core.original(row.sid) is not None:
+        return True
+    try:
+        return open_envelope(row.envelope, verify=False).header.seq <= live.state.seq
+    except LocalProtocolError:
+        return True  # not a move we could ever send
 
 
 def _invite_message(code: str | None) -> str:
@@ -295,6 +314,7 @@ class GuestSide:
                     if ack is not None:
                         ack.code, ack.message = str(frame.get("code", "rejected")), str(frame.get("message", ""))
                         ack.done.set()
+                    live.bump()  # a refused queued move no longer holds our turn: the agent may decide again
             case "refused":
                 if isinstance(room_id, str):
                     link._fail_join(room_id, ApiError("unknown_room", str(frame.get("message", "refused"))))
@@ -316,10 +336,25 @@ class GuestSide:
 
     # -- our submissions ------------------------------------------------------------------------------
 
-    async def submit(self, live: LiveRoom, make_body: Callable[[], Body], sid: str) -> dict[str, Any]:
+    async def submit(
+        self, live: LiveRoom, make_body: Callable[[], Body], sid: str, *, expect_seq: int | None = None
+    ) -> dict[str, Any]:
+        """Sign, queue durably, send, and wait for the host's answer (see `Supervisor.submit`).
+
+        A move bound to `expect_seq` is signed only on that state and never re-signed: a STALE refusal
+        means the host holds events its author did not see, so it ends in `stale_state`. An unbound one
+        (join, cancel) is rebuilt and re-signed on top of the event we had not yet seen."""
         link = self.links[live.meta["host_peer_id"]]
         for _attempt in range(3):
             async with live.lock:
+                check_seq(expect_seq, live.state.seq)
+                if expect_seq is not None and (queued := self.queued_move(live, besides=sid)) is not None:
+                    raise ApiError(
+                        "conflict",
+                        f"our move {queued} is still queued for the host and takes this turn; "
+                        "it is sent when the host is reachable",
+                        {"queued_sid": queued},
+                    )
                 try:
                     sub = live.guest.prepare(make_body(), sid=sid, now_ms=now_ms())
                 except LocalProtocolError as err:
@@ -345,8 +380,18 @@ class GuestSide:
                 }
             if ack.code not in STALE:
                 raise api_error(ack.code, f"the host refused the move: {ack.message}")
+            if expect_seq is not None:
+                raise stale_state(expect_seq, live.state.seq, host_ahead=live.state.seq == expect_seq)
             await trio.sleep(0.05)  # the event we had not yet seen is on its way; re-sign on top of it
         raise ApiError("conflict", "the room kept changing while we tried to send; check status and retry")
+
+    def queued_move(self, live: LiveRoom, *, besides: str | None = None) -> str | None:
+        """The sid of a move of ours waiting in the outbox that the host can still append (it was signed
+        on the room as we hold it): while there is one, our turn is taken (also after a restart)."""
+        for row in self.sup.store.outbox(live.room_id):
+            if row.sid != besides and not _passed(live, row):
+                return row.sid
+        return None
 
     # -- when the host is gone for good ----------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from ..core.joinurl import JoinURL
 from ..core.room import GuestRoom, HostRoom, Submission
 from ..core.rules import outcome_digest
 from . import agents, api
-from .errors import ApiError, api_error
+from .errors import ApiError, api_error, check_seq
 from .guesting import GuestSide
 from .hosting import HostSide
 from .live import LiveRoom, now_ms
@@ -188,10 +188,22 @@ class Supervisor:
         log.info("room %s created (%s), invite valid until %d", room_id, spec.topic, record.expires_ms)
         return live
 
-    async def submit(self, live: LiveRoom, make_body: Callable[[], Body], *, sid: str | None = None) -> dict[str, Any]:
+    async def submit(
+        self,
+        live: LiveRoom,
+        make_body: Callable[[], Body],
+        *,
+        sid: str | None = None,
+        expect_seq: int | None = None,
+    ) -> dict[str, Any]:
         """Our side's event: validated, signed, sequenced by the host, committed. Returns the event JSON
-        (or, for a guest whose host is unreachable, `queued`). `make_body` is called under the room lock,
-        again on a retry, so a body that depends on the state (a countersignature, an accept) is current."""
+        (or, for a guest whose host is unreachable, `queued`).
+
+        `expect_seq` binds the move to the room as its author saw it (DESIGN §4, SPEC §15.7): under the
+        room lock the room must still be at that seq, else `stale_state` and nothing is signed, and
+        `make_body` then runs on exactly that state, so an `accept` or a countersignature is the one
+        seen. A guest never re-signs a bound move on a newer state. Unbound (our own `joined` and
+        `cancel`, which mean the same on any state) `make_body` runs again on a guest's retry."""
         sid = sid or "l-" + secrets.token_hex(8)
         if (done := live.core.original(sid)) is not None:
             return {"event": done.to_json(), "duplicate": True}
@@ -199,6 +211,7 @@ class Supervisor:
             raise ApiError("room_closed", "this room has ended: " + str(live.local_result.get("reason", "")))
         if live.role == "host":
             async with live.lock:
+                check_seq(expect_seq, live.state.seq)
                 try:
                     sub: Submission = live.host.send(make_body(), sid=sid, now_ms=now_ms())
                 except LocalProtocolError as err:
@@ -207,7 +220,7 @@ class Supervisor:
                     self.commit(live, sub.events, wake=False)
             await self.host_side.forward(live)
             return {"event": sub.events[0].to_json(), "duplicate": sub.duplicate}
-        return await self.guest_side.submit(live, make_body, sid)
+        return await self.guest_side.submit(live, make_body, sid, expect_seq=expect_seq)
 
     def close_body(self, live: LiveRoom) -> Body:
         """Countersign the peer's close if one is pending, else propose closing with the current outcome."""
@@ -219,9 +232,11 @@ class Supervisor:
         outcome = st.outcome()
         return CloseProposed(outcome=outcome, digest=outcome_digest(live.room_id, outcome))
 
-    async def cancel(self, live: LiveRoom, reason: str) -> dict[str, Any]:
+    async def cancel(self, live: LiveRoom, reason: str, *, expect_seq: int | None = None) -> dict[str, Any]:
+        """End the room as cancelled; `expect_seq` as for `submit` (an agent's cancel is a reply too)."""
         if live.role == "host":
             async with live.lock:
+                check_seq(expect_seq, live.state.seq)
                 try:
                     sub = live.host.close(
                         "cancelled",
@@ -233,4 +248,6 @@ class Supervisor:
                     raise api_error(err.code, err.message) from None
                 self.commit(live, sub.events)
             return {"event": sub.events[-1].to_json()}
-        return await self.submit(live, lambda: ErrorEvent(code="cancelled", message=reason[:500]))
+        return await self.submit(
+            live, lambda: ErrorEvent(code="cancelled", message=reason[:500]), expect_seq=expect_seq
+        )

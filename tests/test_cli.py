@@ -258,6 +258,7 @@ def test_describe_error_table() -> None:
     assert cli.describe_error(ApiError("unknown_room", "m"))[1] == 6
     assert cli.describe_error(ApiError("peer_unreachable", "m"))[1] == 7
     assert cli.describe_error(ApiError("invite_rejected", "m"))[1] == 8
+    assert cli.describe_error(ApiError("stale_state", "m"))[1] == 9
     assert cli.describe_error(ApiError("conflict", "m"))[1] == 1
     assert cli.describe_error(DaemonNotRunning("x"))[1] == cli.describe_error(ConnectionLost("x"))[1] == 3
     assert cli.describe_error(TimeoutError())[1] == 7
@@ -290,11 +291,11 @@ COMMAND_OPTIONS = {
     "create": ["--topic", "--goal", "--field", "--max-turns", "--first", "--turn-timeout", "--deadline",
                "--advertise", "--agent", "--label"],
     "join": ["URL", "--label", "--agent", "--role", "--timeout"],
-    "send": ["--room", "--text", "--propose", "--accept", "--reject", "--sid"],
+    "send": ["--room", "--text", "--propose", "--accept", "--reject", "--sid", "--expect-seq"],
     "status": ["--room", "--watch"],
     "watch": ["--room", "--from"],
     "list": [],
-    "close": ["--room"],
+    "close": ["--room", "--expect-seq"],
     "cancel": ["--room", "--reason"],
     "result": ["--room"],
     "info": [],
@@ -317,7 +318,7 @@ def test_top_level_help_lists_commands_and_exit_codes() -> None:
     text = ok(clawroom("--help")).stdout
     for command in COMMAND_OPTIONS:
         assert command in text
-    for line in ("3  the daemon is not running", "4  not your turn", "8  bad join URL"):
+    for line in ("3  the daemon is not running", "4  not your turn", "8  bad join URL", "9  the room moved on"):
         assert line in text
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -87,6 +88,41 @@ def test_guest_killed_with_a_queued_move_never_replies_twice_nor_accepts_what_it
         assert len(seqs) == len(set(seqs)), f"the agent ran twice for one turn: {runs}"
         assert runs == [{"seq": 2, "saw": "100"}, {"seq": 4, "saw": "120"}]
         assert [e["seq"] for e in events] == list(range(6))  # the queued move landed once, nothing doubled
+    finally:
+        for d in (guest, host):
+            d.stop()
+
+
+def clawroom(d: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    from test_cli import cli_env
+
+    return subprocess.run([sys.executable, "-m", "clawroomd.cli.main", "--socket", str(d.socket), *args],
+                          env=cli_env(), capture_output=True, text=True, timeout=30)  # fmt: skip
+
+
+def test_cli_send_and_close_are_bound_to_the_seq_they_start_from(tmp_path: Path) -> None:
+    host = DaemonProcess(tmp_path / "host", name="host", tuning=FAST).start()
+    guest = DaemonProcess(tmp_path / "guest", name="guest", tuning=FAST).start()
+    try:
+        created = host.call("room.create", topic="price", fields=["price"], max_turns=10)
+        room = created["room_id"]
+        guest.call("room.join", join_url=created["join_url"])
+        wait_for("joined", lambda: host.call("room.status", room_id=room)["seq"] == 1)
+        ok = clawroom(host, "send", "--room", room, "--propose", "price=100", "--expect-seq", "1")
+        assert ok.returncode == 0, ok.stderr
+        wait_for("the guest sees 100", lambda: guest.call("room.status", room_id=room)["seq"] == 2)
+        ok = clawroom(guest, "send", "--room", room, "--accept", "price")  # bound to the seq it read: 2
+        assert ok.returncode == 0 and "accept price = 100" in ok.stdout, ok.stderr
+        wait_for("the host sees it", lambda: host.call("room.status", room_id=room)["seq"] == 3)
+        host.call("room.send", room_id=room, text="120 now", propose={"price": "120"})
+        wait_for("the guest sees 120", lambda: guest.call("room.status", room_id=room)["seq"] == 4)
+        # what the guest's owner decided on when the room stood at seq 2 is refused, not applied to 120
+        stale = clawroom(guest, "send", "--room", room, "--accept", "price", "--expect-seq", "2")
+        assert stale.returncode == 9 and "moved on from seq 2 to 4" in stale.stderr, stale
+        as_json = json.loads(clawroom(guest, "--json", "close", "--room", room, "--expect-seq", "3").stdout)
+        assert as_json == {"error": "stale_state", "message": as_json["message"], "exit_code": 9}
+        assert guest.call("room.status", room_id=room)["seq"] == 4
+        assert host.call("room.status", room_id=room)["seq"] == 4
     finally:
         for d in (guest, host):
             d.stop()

@@ -55,6 +55,14 @@ def _agent_argv(command: str | None) -> list[str] | None:
     return argv
 
 
+def _base(cfg: Config, c: Client) -> int:
+    """The seq a move is bound to (SPEC §15.7 `expect_seq`): --expect-seq, else the room as it is now,
+    so a move is never applied to a later state than the one the command started from."""
+    if cfg.expect_seq is not None:
+        return int(cfg.expect_seq)
+    return int(c.call("room.status", room_id=cfg.room)["seq"])
+
+
 # ------------------------------------------------------------------------------------------------ create
 def cmd_create(cfg: Config) -> int:
     if cfg.agents is not None and cfg.agents != 2:
@@ -153,7 +161,7 @@ def cmd_send(cfg: Config) -> int:
     if cfg.sid:
         params["sid"] = cfg.sid
     with _client(cfg) as c:
-        result = c.call("room.send", **params)
+        result = c.call("room.send", **params, expect_seq=_base(cfg, c))
     if result.get("queued"):
         text = f"Queued ({result.get('sid')}): {result.get('message')}"
     else:
@@ -266,7 +274,7 @@ def cmd_list(cfg: Config) -> int:
 
 def cmd_close(cfg: Config) -> int:
     with _client(cfg) as c:
-        result = c.call("room.close", room_id=cfg.room)
+        result = c.call("room.close", room_id=cfg.room, expect_seq=_base(cfg, c))
     if result.get("queued"):
         text = f"Queued: {result.get('message')}"
     else:

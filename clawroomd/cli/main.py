@@ -18,6 +18,7 @@ Exit codes:
 6     unknown_room: no such room on this daemon
 7     the peer is unreachable, or the call timed out (peer_unreachable, too_slow, client timeout)
 8     the join failed: bad join URL (bad_join_url) or the host refused the invite (invite_rejected)
+9     stale_state: the room moved on from the state the move was based on; nothing was sent
 130   interrupted (Ctrl-C)
 ====  ===========================================================================================
 """
@@ -41,6 +42,7 @@ EXIT_ROOM_CLOSED = 5
 EXIT_UNKNOWN_ROOM = 6
 EXIT_UNREACHABLE = 7
 EXIT_JOIN_FAILED = 8
+EXIT_STALE = 9
 EXIT_INTERRUPTED = 130
 
 # The daemon's stable error codes (clawroomd/daemon/errors.py) that have an exit code of their own.
@@ -56,6 +58,7 @@ API_EXIT_CODES: dict[str, int] = {
     "too_slow": EXIT_UNREACHABLE,
     "bad_join_url": EXIT_JOIN_FAILED,
     "invite_rejected": EXIT_JOIN_FAILED,
+    "stale_state": EXIT_STALE,
 }
 
 EPILOG = """\
@@ -69,6 +72,7 @@ exit codes:
   6  unknown room
   7  peer unreachable, or timed out
   8  bad join URL, or the host refused the invite
+  9  the room moved on since the state the move was based on (nothing sent)
 130  interrupted
 
 The socket is --socket PATH, else $CLAWROOM_SOCKET, else the daemon's default
@@ -117,6 +121,15 @@ def _globals_parent() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine output: the raw JSON result")
     return p
+
+
+_EXPECT_SEQ: dict[str, Any] = {
+    "dest": "expect_seq",
+    "type": int,
+    "metavar": "SEQ",
+    "help": "bind the move to the room as of event SEQ (the `seq` of `status --json` or of room.your_turn); "
+    "refused with exit 9 if the room has moved on (default: the room as it is when the command starts)",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="reject the peer's standing proposal (repeatable)",
     )
     s.add_argument("--sid", metavar="ID", help="submit id: retrying with the same id never sends twice")
+    s.add_argument("--expect-seq", **_EXPECT_SEQ)
 
     st = cmd("status", "Show the room's status card.")
     st.add_argument("--room", required=True, metavar="ID", help="room id")
@@ -199,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd("list", "List the rooms on this daemon.")
     cl = cmd("close", "Propose closing with the current outcome, or countersign the peer's close.")
     cl.add_argument("--room", required=True, metavar="ID", help="room id")
+    cl.add_argument("--expect-seq", **_EXPECT_SEQ)
     ca = cmd("cancel", "End the room now with result `cancelled`.")
     ca.add_argument("--room", required=True, metavar="ID", help="room id")
     ca.add_argument("--reason", default="", metavar="R", help="why (shown to the peer)")

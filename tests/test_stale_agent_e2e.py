@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from clawroomd.client import ApiError
 from clawroomd.daemon.spawn import DaemonProcess
 
 pytestmark = pytest.mark.slow
@@ -123,6 +124,36 @@ def test_cli_send_and_close_are_bound_to_the_seq_they_start_from(tmp_path: Path)
         assert as_json == {"error": "stale_state", "message": as_json["message"], "exit_code": 9}
         assert guest.call("room.status", room_id=room)["seq"] == 4
         assert host.call("room.status", room_id=room)["seq"] == 4
+    finally:
+        for d in (guest, host):
+            d.stop()
+
+
+def test_a_queued_guest_move_holds_the_turn_until_it_lands(tmp_path: Path) -> None:
+    host = DaemonProcess(tmp_path / "host", name="host", tuning=FAST).start()
+    guest = DaemonProcess(tmp_path / "guest", name="guest", tuning=FAST).start()
+    try:
+        created = host.call("room.create", topic="price", fields=["price"], max_turns=10)
+        room = created["room_id"]
+        guest.call("room.join", join_url=created["join_url"])
+        wait_for("joined", lambda: host.call("room.status", room_id=room)["seq"] == 1)
+        host.call("room.send", room_id=room, text="100", propose={"price": "100"})
+        wait_for("the guest sees 100", lambda: guest.call("room.status", room_id=room)["seq"] == 2)
+        host.kill()
+        queued = guest.call("room.send", room_id=room, text="yes", accept=["price"])
+        assert queued["queued"] is True
+        # a second move on the same turn could only be refused by the host later: say so now
+        with pytest.raises(ApiError) as err:
+            guest.call("room.send", room_id=room, text="no, 90", propose={"price": "90"})
+        assert err.value.code == "conflict" and err.value.data["queued_sid"] == queued["sid"]
+        assert outbox_rows(guest) == 1
+        host.start()
+        wait_for("the queued move lands", lambda: guest.call("room.status", room_id=room)["seq"] == 3)
+        assert host.transcript(room) == guest.transcript(room)
+        last = json.loads(host.transcript(room).splitlines()[-1])
+        assert last["sid"] == queued["sid"] and last["body"]["moves"] == [{"op": "accept", "field": "price",
+                                                                           "value": "100"}]  # fmt: skip
+        assert outbox_rows(guest) == 0
     finally:
         for d in (guest, host):
             d.stop()

@@ -198,10 +198,7 @@ class Api:
         if expect < -1:
             raise _bad("expect_seq is the seq of the last event you saw (-1: none)")
         if expect > seq:
-            raise ApiError(
-                "bad_value", f"expect_seq {expect} is ahead of this room (its last event is #{seq}); "
-                "pass the seq this daemon showed you"
-            )  # fmt: skip
+            raise ApiError("bad_value", f"expect_seq {expect} is ahead of this room (its last event is #{seq})")
         return int(expect)
 
     def _moves(self, live: LiveRoom, params: dict[str, Any]) -> tuple[Move, ...]:

@@ -20,7 +20,7 @@ import trio
 from trio_websocket import open_websocket
 
 from clawroomd.client import AsyncClient
-from clawroomd.daemon.spawn import DaemonProcess
+from clawroomd.testing import DaemonProcess
 
 HERE = Path(__file__).resolve().parent
 

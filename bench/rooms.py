@@ -16,7 +16,7 @@ from pathlib import Path
 import trio
 
 from clawroomd.client import AsyncClient
-from clawroomd.daemon.spawn import DaemonProcess
+from clawroomd.testing import DaemonProcess
 
 
 def rss_mb(pid: int, field: str) -> float:

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from clawroomd.cli import main as cli
+from clawroomd.cli import exits as cli
+from clawroomd.cli.main import main as cli_main
 from clawroomd.client import DaemonNotRunning
-from clawroomd.daemon.spawn import DaemonProcess
 from clawroomd.demo.negotiator import decide
+from clawroomd.testing import DaemonProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -31,7 +32,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 class Daemon(DaemonProcess):
-    """A real clawroomd in a subprocess (clawroomd.daemon.spawn), driven here through the CLI."""
+    """A real clawroomd in a subprocess (clawroomd.testing), driven here through the CLI."""
 
     def clawroom(self, *args: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
         return clawroom("--socket", str(self.socket), *args, timeout=timeout, **env)
@@ -307,7 +308,7 @@ COMMAND_OPTIONS = {
 @pytest.mark.parametrize("command", sorted(COMMAND_OPTIONS))
 def test_help_mentions_options(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        cli.main([command, "--help"])
+        cli_main([command, "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for option in [*COMMAND_OPTIONS[command], "--json", "--socket", "exit codes"]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from clawroomd.client import ApiError, Client
-from clawroomd.daemon.spawn import DaemonProcess
+from clawroomd.testing import DaemonProcess
 
 pytestmark = pytest.mark.slow
 FAST = {"keepalive_interval": 0.5, "dead_after": 2.0, "max_backoff": 0.5, "send_timeout": 5.0, "guest_grace": 1.0}

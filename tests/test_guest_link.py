@@ -14,8 +14,8 @@ from clawroomd.core.events import FieldSpec, Message, RoomCreated
 from clawroomd.core.identity import Identity
 from clawroomd.core.joinurl import JoinURL
 from clawroomd.core.room import HostRoom
-from clawroomd.daemon.spawn import DaemonProcess
 from clawroomd.link import LinkClosed, PeerConnection, serve_peers
+from clawroomd.testing import DaemonProcess
 
 pytestmark = pytest.mark.slow
 ROOM = "cr_0a0b0c0d0e0f1011"

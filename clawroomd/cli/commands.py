@@ -9,13 +9,14 @@ import json
 import re
 import shlex
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from clawroomd.client import Client, ConnectionLost
 
 from . import render
-from .main import EXIT_OK, Config, JoinURLError, UsageError
+from .exits import EXIT_OK, JoinURLError, UsageError
+from .options import Config
+from .watching import watch_events
 
 CALL_TIMEOUT = 60.0  # seconds to wait for any one answer (join adds its own timeout)
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
@@ -79,9 +80,13 @@ def cmd_create(cfg: Config) -> int:
         "first": cfg.first,
         "label": cfg.label,
     }
-    for option, key in (("turn_timeout", "turn_timeout_s"), ("deadline", "deadline_s"), ("invite_ttl", "invite_ttl_s")):
-        if cfg.options.get(option):
-            params[key] = parse_duration(cfg.options[option], "--" + option.replace("_", "-"))
+    for text, option, key in (
+        (cfg.turn_timeout, "--turn-timeout", "turn_timeout_s"),
+        (cfg.deadline, "--deadline", "deadline_s"),
+        (cfg.invite_ttl, "--invite-ttl", "invite_ttl_s"),
+    ):
+        if text:
+            params[key] = parse_duration(text, option)
     if cfg.advertise:
         params["advertise"] = cfg.advertise
     if (argv := _agent_argv(cfg.agent)) is not None:
@@ -212,33 +217,6 @@ def _status_watch(cfg: Config, c: Client, view: dict[str, Any]) -> int:
 
 
 # ------------------------------------------------------------------------------------------------- watch
-def watch_events(c: Client, room_id: str, after: int = -1, *, silence: float | None = None) -> Iterator[dict[str, Any]]:
-    """Subscribe with room.watch and yield its notifications until room.closed (included).
-
-    Before room.closed it yields, as room.event notifications of the same shape, any events the stream
-    skipped: the daemon can find the room closed while it is still sending the events before it, and then
-    sends room.closed without the rest. A transcript read fills the gap, so no event is ever missed.
-    Raises TimeoutError after `silence` seconds without a notification (None: wait for ever).
-    """
-    c.call("room.watch", room_id=room_id, after=after)
-    seq = after
-    for note in c.notifications(timeout=silence):
-        params = note.get("params") or {}
-        if note["method"] == "room.event":
-            if params["event"]["seq"] <= seq:
-                continue
-            seq = params["event"]["seq"]
-        elif note["method"] == "room.closed":
-            for event in c.call("room.transcript", room_id=room_id, after=seq)["events"]:
-                seq = event["seq"]
-                yield {"method": "room.event", "params": {"room_id": room_id, "event": event}}
-            yield note
-            return
-        yield note
-    c.call("daemon.info")  # notifications() ended: a lost connection raises here, else it was the silence
-    raise TimeoutError(f"nothing happened in room {room_id} for {silence:g} s")
-
-
 def cmd_watch(cfg: Config) -> int:
     from_seq = max(cfg.from_seq, 0)
     with _client(cfg) as c:
@@ -322,6 +300,6 @@ def cmd_transcript(cfg: Config) -> int:
 
 
 def cmd_demo(cfg: Config) -> int:
-    from clawroomd.demo.run import run_demo
+    from .demo import run_demo
 
     return run_demo(keep=cfg.keep, as_json=cfg.json)

@@ -1,4 +1,2 @@
-"""`clawroom demo`: two local daemons negotiate one room with a scripted agent on each side.
-
-`clawroomd.demo.run` runs it; `clawroomd.demo.negotiator` is the agent command each daemon calls.
-"""
+"""The demo's agent: `python -m clawroomd.demo.negotiator --role host|guest` is a complete example of an
+`--agent` command. `clawroom demo` (clawroomd.cli.demo) runs it on two daemons."""

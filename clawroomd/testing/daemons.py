@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import clawroomd
-
-from ..client import Client, ClientError
+from clawroomd.client import Client, ClientError
 
 
 def free_port() -> int:

@@ -1,0 +1,46 @@
+"""`Config`: one command line, parsed. Every option of every command is a typed field, so a command that
+reads an option the parser does not define is a mypy error, not an AttributeError at run time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    command: str
+    socket: str | None = None
+    json: bool = False
+    # create
+    topic: str = ""
+    goal: str = ""
+    fields: list[str] = field(default_factory=list)
+    max_turns: int = 20
+    first: str = "host"
+    turn_timeout: str | None = None
+    deadline: str | None = None
+    invite_ttl: str | None = None
+    advertise: list[str] | None = None
+    agents: int | None = None
+    # create, join
+    label: str = ""
+    agent: str | None = None
+    # join
+    url: str | None = None
+    join_url: str | None = None
+    role: str = "guest"
+    timeout: float = 30.0
+    # send, status, watch, close, cancel, result, transcript (join: accepted and ignored)
+    room: str = ""
+    text: str = ""
+    propose: list[str] = field(default_factory=list)
+    accept: list[str] = field(default_factory=list)
+    reject: list[str] = field(default_factory=list)
+    sid: str | None = None
+    expect_seq: int | None = None
+    watch: bool = False
+    from_seq: int = 0
+    reason: str = ""
+    # demo
+    keep: bool = False
+

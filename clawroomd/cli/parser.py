@@ -1,0 +1,141 @@
+"""The `clawroom` command line: the argparse tree and `parse`, which turns argv and the environment into a
+`Config`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from .exits import EPILOG
+from .options import Config
+
+
+def _globals_parent() -> argparse.ArgumentParser:
+    """--socket and --json, accepted before or after the command (SUPPRESS keeps a subcommand from
+    overwriting a value given before it)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--socket",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="daemon socket (default: $CLAWROOM_SOCKET, else the daemon's default)",
+    )
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine output: the raw JSON result")
+    return p
+
+
+_EXPECT_SEQ: dict[str, Any] = {
+    "dest": "expect_seq",
+    "type": int,
+    "metavar": "SEQ",
+    "help": "bind the move to the room as of event SEQ (the `seq` of `status --json` or of room.your_turn); "
+    "refused with exit 9 if the room has moved on (default: the room as it is when the command starts)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parent = _globals_parent()
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="clawroom",
+        description="Client of the local clawroomd daemon: create and join rooms, send moves, watch, read results.",
+        epilog=EPILOG,
+        formatter_class=fmt,
+        parents=[parent],
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=help_text, description=help_text, epilog=EPILOG, formatter_class=fmt, parents=[parent]
+        )
+
+    c = cmd("create", "Create a room on this daemon (you are the host) and print its join URL.")
+    c.add_argument("--topic", required=True, help="what the room is about")
+    c.add_argument("--goal", default="", help="what both sides should reach")
+    c.add_argument(
+        "--field", dest="fields", action="append", required=True, metavar="NAME[=DESCRIPTION]",
+        help="a required outcome field (repeat for each; lowercase letters, digits and _)",
+    )  # fmt: skip
+    c.add_argument("--max-turns", type=int, default=20, metavar="N", help="messages allowed in total (default 20)")
+    c.add_argument("--first", choices=("host", "guest"), default="host", help="who sends the first message")
+    c.add_argument("--turn-timeout", metavar="DUR", help="per-turn deadline, e.g. 30s, 10m, 2h (default 1h)")
+    c.add_argument("--deadline", metavar="DUR", help="deadline for the whole room, e.g. 2h, 3d (default 1d)")
+    c.add_argument("--invite-ttl", metavar="DUR", help="how long the join URL stays valid")
+    c.add_argument(
+        "--advertise", action="append", metavar="HOST:PORT",
+        help="address the guest dials (repeatable; default: the daemon's own setting or listen address)",
+    )  # fmt: skip
+    c.add_argument("--label", default="", metavar="NAME", help="your display name in the room (e.g. stripe-agent)")
+    c.add_argument("--agent", metavar="CMD", help="agent command the daemon runs on each of your turns")
+    c.add_argument("--agents", type=int, help=argparse.SUPPRESS)  # the seed page's `--agents 2`: always two
+
+    j = cmd("join", "Join a room as the guest with the join URL the host sent you.")
+    j.add_argument("url", nargs="?", metavar="URL", help="the join URL (clawroom://join/...)")
+    j.add_argument("--join-url", dest="join_url", metavar="URL", help="the join URL, as an option")
+    j.add_argument("--label", default="", metavar="NAME", help="your display name in the room")
+    j.add_argument("--agent", metavar="CMD", help="agent command the daemon runs on each of your turns")
+    j.add_argument("--role", choices=("guest", "host"), default="guest", help="always guest (the host creates)")
+    j.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="give up after this long (default 30)"
+    )
+    j.add_argument("--room", help=argparse.SUPPRESS)
+
+    s = cmd("send", "Send one message (your turn): text and moves on the room's fields.")
+    s.add_argument("--room", required=True, metavar="ID", help="room id")
+    s.add_argument("--text", default="", metavar="T", help="message text")
+    s.add_argument("--propose", action="append", default=[], metavar="FIELD=VALUE", help="propose a value (repeatable)")
+    s.add_argument(
+        "--accept",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="accept the peer's standing proposal (repeatable)",
+    )
+    s.add_argument(
+        "--reject",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="reject the peer's standing proposal (repeatable)",
+    )
+    s.add_argument("--sid", metavar="ID", help="submit id: retrying with the same id never sends twice")
+    s.add_argument("--expect-seq", **_EXPECT_SEQ)
+
+    st = cmd("status", "Show the room's status card.")
+    st.add_argument("--room", required=True, metavar="ID", help="room id")
+    st.add_argument("--watch", action="store_true", help="redraw on every change until the room closes")
+
+    w = cmd("watch", "Print the transcript live until the room closes.")
+    w.add_argument("--room", required=True, metavar="ID", help="room id")
+    w.add_argument("--from", dest="from_seq", type=int, default=0, metavar="SEQ", help="start at this event number")
+
+    cmd("list", "List the rooms on this daemon.")
+    cl = cmd("close", "Propose closing with the current outcome, or countersign the peer's close.")
+    cl.add_argument("--room", required=True, metavar="ID", help="room id")
+    cl.add_argument("--expect-seq", **_EXPECT_SEQ)
+    ca = cmd("cancel", "End the room now with result `cancelled`.")
+    ca.add_argument("--room", required=True, metavar="ID", help="room id")
+    ca.add_argument("--reason", default="", metavar="R", help="why (shown to the peer)")
+    r = cmd("result", "Show the result of a closed room.")
+    r.add_argument("--room", required=True, metavar="ID", help="room id")
+    cmd("info", "Show the daemon's peer id, version, addresses and folders.")
+    t = cmd("transcript", "Print the room's transcript so far.")
+    t.add_argument("--room", required=True, metavar="ID", help="room id")
+
+    d = cmd("demo", "Run two real daemons on this machine and let two scripted agents negotiate a room.")
+    d.add_argument("--keep", action="store_true", help="keep the temporary state folders and print where they are")
+    return p
+
+
+def parse(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Config:
+    """The command line as a Config. argparse exits 2 on a bad command line (and 0 for --help)."""
+    env = dict(os.environ) if env is None else env
+    ns = vars(build_parser().parse_args(argv))
+    command = ns.pop("command")
+    sock = ns.pop("socket", None) or env.get("CLAWROOM_SOCKET") or None
+    as_json = bool(ns.pop("json", False))
+    return Config(command=command, socket=sock, json=as_json, **{k: v for k, v in ns.items() if v is not None})

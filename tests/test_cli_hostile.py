@@ -113,7 +113,14 @@ def test_hostile_peer_strings_print_safely(pair: tuple[DaemonProcess, DaemonProc
 
 
 def test_a_hostile_label_is_refused_before_it_is_sent(pair: tuple[DaemonProcess, DaemonProcess]) -> None:
-    host, _ = pair
+    host, guest = pair
+    created = host.call("room.create", topic="t", fields=["price"])
+    with pytest.raises(ApiError) as err:
+        guest.call("room.join", join_url=created["join_url"], label="bob\n00:01.000 system")
+    assert err.value.code == "bad_value" and "U+000A" in err.value.message
+    # refused before the invite was spent: the same link still joins with a proper label
+    joined = guest.call("room.join", join_url=created["join_url"], label="bob")
+    assert joined["lifecycle"] == "active" and joined["participants"]["guest"]["label"] == "bob"
     with pytest.raises(ApiError) as err:
         host.call("room.create", topic="t", fields=["price"], label="agent" + CLEAR)
     assert err.value.code == "bad_value" and "U+001B" in err.value.message

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..core.errors import LocalProtocolError, RemoteProtocolError
-from ..core.events import Body, Joined
+from ..core.events import Body, Joined, check_label
 from ..core.joinurl import JoinURL
 from ..core.room import GuestRoom
 from ..link import DialFailed, LinkClosed, PeerConnection, dial_peer
@@ -185,6 +185,10 @@ class GuestSide:
     async def join(self, url: JoinURL, *, label: str, meta: dict[str, Any], timeout: float) -> LiveRoom:
         """Present the invite on a connection of its own (it travels only in handshake message 3), then
         take the room over the shared link: sync from the start, and sign `joined` on top of room_created."""
+        try:
+            check_label(label)  # now, not at `joined`: by then the invite is spent and the join half done
+        except LocalProtocolError as err:
+            raise api_error(err.code, err.message) from None
         existing = self.sup.rooms.get(url.room_id)
         if existing is not None:
             if existing.role != "guest":

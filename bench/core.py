@@ -44,23 +44,23 @@ def bench_host_validation(n: int) -> list[float]:
     while len(samples) < n:
         room_no += 1
         room_id = f"cr_{room_no:016x}"
-        host = HostRoom.create(HOST, room_id=room_id, spec=spec, now_ms=1)
+        host = HostRoom.create(HOST, room_id=room_id, spec=spec, now_ms=1, mono_ms=1)
         guest = GuestRoom(GUEST, room_id=room_id, host_key=HOST.public_key)
         for e in host.log:
-            guest.receive(e.envelope)
-        sub = host.receive(guest.prepare(Joined(), sid="j", now_ms=2).events[0].envelope, now_ms=2)
+            guest.receive(e.envelope, now_ms=10_000)
+        sub = host.receive(guest.prepare(Joined(), sid="j", now_ms=2).events[0].envelope, now_ms=2, mono_ms=2)
         for e in sub.events:
-            guest.receive(e.envelope)
+            guest.receive(e.envelope, now_ms=10_000)
         for i in range(490):
-            for e in host.send(Message(text=TEXT), sid=f"h{i}", now_ms=10 + i).events:
-                guest.receive(e.envelope)
+            for e in host.send(Message(text=TEXT), sid=f"h{i}", now_ms=10 + i, mono_ms=10 + i).events:
+                guest.receive(e.envelope, now_ms=10_000)
             body = Message(text=TEXT, moves=(Move(op="propose", field="price", value=f"{i} EUR"),))
             env = guest.prepare(body, sid=f"g{i}", now_ms=10 + i).events[0].envelope
             t0 = time.perf_counter()
-            sub = host.receive(env, now_ms=10 + i, from_key=GUEST.public_key)
+            sub = host.receive(env, now_ms=10 + i, mono_ms=10 + i, from_key=GUEST.public_key)
             samples.append(time.perf_counter() - t0)
             for e in sub.events:
-                guest.receive(e.envelope)
+                guest.receive(e.envelope, now_ms=10_000)
             if len(samples) >= n:
                 break
     return samples

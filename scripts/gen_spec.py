@@ -15,7 +15,12 @@ SPEC = Path(__file__).resolve().parents[1] / "protocol" / "SPEC.md"
 
 
 def limits() -> str:
-    rows = [
+    from clawroomd.core.envelope import MAX_EVENT_BYTES
+    from clawroomd.core.rules import max_events
+
+    most = max_events(events.MAX_TURNS)
+    per_room = f"{events.EVENTS_PER_TURN} \N{MULTIPLICATION SIGN} max_turns + {events.EVENTS_BASE} ({most:,} at most)"
+    rows: list[tuple[str, int | str, str]] = [
         ("topic", events.MAX_TOPIC, "characters"),
         ("goal", events.MAX_GOAL, "characters"),
         ("required fields per room", events.MAX_FIELDS, "fields"),
@@ -27,13 +32,14 @@ def limits() -> str:
         ("refs per move", events.MAX_REFS, "refs"),
         ("one ref", events.MAX_REF, "characters"),
         ("close reason, error message", events.MAX_REASON, "characters"),
-        ("guest label", events.MAX_LABEL, "characters"),
+        ("label (host's or guest's)", events.MAX_LABEL, "characters"),
+        ("signed event (COSE_Sign1 bytes)", MAX_EVENT_BYTES, "bytes"),
+        ("consultations started per side per turn", events.MAX_CONSULTS_PER_TURN, "consult_started events"),
+        ("events per room", per_room, "events"),
+        ("clock skew: `ts` ahead of the receiver's clock or before the previous `ts`", events.MAX_CLOCK_SKEW_MS, "ms"),
     ]
-    from clawroomd.core.envelope import MAX_EVENT_BYTES
-
-    rows.append(("signed event (COSE_Sign1 bytes)", MAX_EVENT_BYTES, "bytes"))
     out = ["| what | at most | unit |", "| --- | --- | --- |"]
-    out += [f"| {what} | {n:,} | {unit} |" for what, n, unit in rows]
+    out += [f"| {what} | {n if isinstance(n, str) else f'{n:,}'} | {unit} |" for what, n, unit in rows]
     return "\n".join(out) + "\n"
 
 

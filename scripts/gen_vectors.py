@@ -34,18 +34,18 @@ def build() -> dict[str, object]:
         label="stripe-agent",
     )
     t = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-    host = HostRoom.create(host_id, room_id=ROOM, spec=spec, now_ms=t, sid="create")
+    host = HostRoom.create(host_id, room_id=ROOM, spec=spec, now_ms=t, mono_ms=0, sid="create")
     guest = GuestRoom(guest_id, room_id=ROOM, host_key=host_id.public_key)
-    guest.receive(host.log[0].envelope)
+    guest.receive(host.log[0].envelope, now_ms=t)
 
     def from_guest(body: object, sid: str, ts: int) -> None:
         env = guest.prepare(body, sid=sid, now_ms=ts).events[0].envelope  # type: ignore[arg-type]
-        for e in host.receive(env, now_ms=ts).events:
-            guest.receive(e.envelope)
+        for e in host.receive(env, now_ms=ts, mono_ms=ts - t).events:
+            guest.receive(e.envelope, now_ms=ts)
 
     def from_host(body: object, sid: str, ts: int) -> None:
-        for e in host.send(body, sid=sid, now_ms=ts).events:  # type: ignore[arg-type]
-            guest.receive(e.envelope)
+        for e in host.send(body, sid=sid, now_ms=ts, mono_ms=ts - t).events:  # type: ignore[arg-type]
+            guest.receive(e.envelope, now_ms=ts)
 
     from_guest(Joined(label="backend-agent"), "join", t + 124)
     from_host(

@@ -1,4 +1,7 @@
-"""A host and a guest room wired back to back, the way two daemons would be, with a fake clock."""
+"""A host and a guest room wired back to back, the way two daemons would be, with fake clocks.
+
+`now` is the wall clock both sides read (it dates events); `mono` is the host's monotonic clock (it times
+deadlines). They start far apart so that a test mixing them up fails."""
 
 from __future__ import annotations
 
@@ -41,8 +44,9 @@ def spec(**kw: object) -> RoomCreated:
 class Pair:
     def __init__(self, **spec_kw: object) -> None:
         self.now = 1_000_000
+        self.mono = 70_000
         self.n = 0
-        self.host = HostRoom.create(HOST, room_id=ROOM_ID, spec=spec(**spec_kw), now_ms=self.now)
+        self.host = HostRoom.create(HOST, room_id=ROOM_ID, spec=spec(**spec_kw), now_ms=self.now, mono_ms=self.mono)
         self.guest = GuestRoom(GUEST, room_id=ROOM_ID, host_key=HOST.public_key)
         self.deliver(self.host.log)
 
@@ -52,18 +56,30 @@ class Pair:
 
     def deliver(self, events: tuple[SignedEvent, ...] | list[SignedEvent]) -> None:
         for e in events:
-            self.guest.receive(e.envelope)
+            self.guest.receive(e.envelope, now_ms=self.now)
+
+    def advance(self, ms: int) -> None:
+        self.now += ms
+        self.mono += ms
 
     def host_send(self, body: Body) -> Submission:
-        self.now += 100
-        sub = self.host.send(body, sid=self.sid(), now_ms=self.now)
+        self.advance(100)
+        sub = self.host.send(body, sid=self.sid(), now_ms=self.now, mono_ms=self.mono)
         self.deliver(sub.events)
         return sub
 
     def guest_send(self, body: Body) -> Submission:
-        self.now += 100
+        self.advance(100)
         prepared = self.guest.prepare(body, sid=self.sid(), now_ms=self.now)
-        sub = self.host.receive(prepared.events[0].envelope, now_ms=self.now, from_key=GUEST.public_key)
+        sub = self.host.receive(
+            prepared.events[0].envelope, now_ms=self.now, mono_ms=self.mono, from_key=GUEST.public_key
+        )
+        self.deliver(sub.events)
+        return sub
+
+    def tick(self) -> Submission:
+        """The host applies its deadlines as of its clocks; the guest receives what that appended."""
+        sub = self.host.tick(now_ms=self.now, mono_ms=self.mono)
         self.deliver(sub.events)
         return sub
 
@@ -106,16 +122,17 @@ def forge(
     seq: int | None = None,
     prev: bytes | None = None,
     sid: str = "forged",
-    ts: int = 2_000_000,
+    ts: int | None = None,
 ) -> SignedEvent:
-    """An event signed by `identity` claiming `author`, placed at the room's next slot unless told otherwise."""
+    """An event signed by `identity` claiming `author`, placed at the room's next slot and dated like the
+    event before it unless told otherwise."""
     header = Header(
         room=room.room_id,
         seq=room.state.seq + 1 if seq is None else seq,
         prev=room.state.head if prev is None else prev,
         author=author,  # type: ignore[arg-type]
         key=identity.public_key,
-        ts=ts,
+        ts=room.state.last_ts if ts is None else ts,
         sid=sid,
     )
     return seal(identity, header, body)

@@ -14,6 +14,7 @@ from clawroomd.core.events import FieldSpec, Message, RoomCreated
 from clawroomd.core.identity import Identity
 from clawroomd.core.joinurl import JoinURL
 from clawroomd.core.room import HostRoom
+from clawroomd.daemon.live import now_ms
 from clawroomd.link import LinkClosed, PeerConnection, serve_peers
 from clawroomd.testing import DaemonProcess
 
@@ -24,7 +25,7 @@ ROOM = "cr_0a0b0c0d0e0f1011"
 async def test_forged_host_event_closes_the_link_and_is_not_appended(tmp_path: Path) -> None:
     host_id = Identity.from_seed(os.urandom(32))
     room = HostRoom.create(host_id, room_id=ROOM, spec=RoomCreated(topic="t", goal="", fields=(
-        FieldSpec(name="price"),)), now_ms=1_000)
+        FieldSpec(name="price"),)), now_ms=now_ms(), mono_ms=1_000)
     closed_with: list[int] = []
     done = trio.Event()
 
@@ -38,9 +39,10 @@ async def test_forged_host_event_closes_the_link_and_is_not_appended(tmp_path: P
                 if frame["t"] == "sync":
                     await conn.send({"t": "event", "room": ROOM, "env": room.log[0].envelope})
                 elif frame["t"] == "submit":  # the guest's `joined`: accept it honestly, then lie
-                    for e in room.receive(frame["env"], now_ms=2_000).events:
+                    for e in room.receive(frame["env"], now_ms=now_ms(), mono_ms=2_000).events:
                         await conn.send({"t": "event", "room": ROOM, "env": e.envelope})
-                    forged = bytearray(room.send(Message(text="forged"), sid="f", now_ms=3_000).events[0].envelope)
+                    sent = room.send(Message(text="forged"), sid="f", now_ms=now_ms(), mono_ms=3_000)
+                    forged = bytearray(sent.events[0].envelope)
                     forged[-1] ^= 1
                     await conn.send({"t": "event", "room": ROOM, "env": bytes(forged)})
                     lied = True

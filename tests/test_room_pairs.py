@@ -69,15 +69,18 @@ def test_timeout_from_turn_deadline():
     p.host_send(Message(text="your move"))
     due = p.host.next_deadline()
     assert due is not None and "guest" in due[1]
-    assert p.host.tick(due[0] - 1).events == ()
-    sub = p.host.tick(due[0])
+    assert p.host.tick(now_ms=p.now, mono_ms=due[0] - 1).events == ()
+    sub = p.host.tick(now_ms=p.now, mono_ms=due[0])
     p.deliver(sub.events)
     assert closed_status(p) == "timeout"
 
 
 def test_room_deadline_applies_before_anyone_joins():
     p = Pair(deadline_ms=1_060_000)
-    p.deliver(p.host.tick(1_060_000).events)
+    p.advance(59_999)
+    assert p.tick().events == ()
+    p.advance(1)
+    p.tick()
     assert closed_status(p) == "timeout"
 
 
@@ -130,9 +133,9 @@ def test_retried_submit_returns_the_original_outcome():
     p.host_send(Message(text="first"))
     p.now += 100
     envelope = p.guest.prepare(Message(text="x"), sid="retry-me", now_ms=p.now).events[0].envelope
-    first = p.host.receive(envelope, now_ms=p.now)
+    first = p.host.receive(envelope, now_ms=p.now, mono_ms=p.mono)
     p.deliver(first.events)
-    again = p.host.receive(envelope, now_ms=p.now + 5)
+    again = p.host.receive(envelope, now_ms=p.now + 5, mono_ms=p.mono + 5)
     assert again.duplicate and again.events == (first.events[0],)
     # the same id signed again later (say after a crash lost our copy) still gets the original answer
     p.host_send(Message(text="second"))
@@ -144,8 +147,8 @@ def test_retried_submit_returns_the_original_outcome():
 
 def test_host_local_retry_is_idempotent():
     p = Pair().join()
-    a = p.host.send(Message(text="once"), sid="m-1", now_ms=p.now + 1)
-    b = p.host.send(Message(text="once"), sid="m-1", now_ms=p.now + 2)
+    a = p.host.send(Message(text="once"), sid="m-1", now_ms=p.now + 1, mono_ms=p.mono + 1)
+    b = p.host.send(Message(text="once"), sid="m-1", now_ms=p.now + 2, mono_ms=p.mono + 2)
     assert b.duplicate and b.events == a.events
     assert p.host.state.turns == 1
 
@@ -157,6 +160,6 @@ def test_restore_from_envelopes_gives_the_same_state():
 
     p = Pair().join().agree_all()
     envs = [e.envelope for e in p.host.log]
-    h2 = HostRoom.restore(HOST, ROOM_ID, envs)
+    h2 = HostRoom.restore(HOST, ROOM_ID, envs, now_ms=p.now, mono_ms=p.mono)
     g2 = GuestRoom.restore(GUEST, room_id=ROOM_ID, host_key=HOST.public_key, envelopes=envs)
     assert h2.state == p.host.state == g2.state

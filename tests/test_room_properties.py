@@ -21,7 +21,7 @@ def test_random_bytes_into_the_host_raise_only_remote_errors(data):
     p = Pair().join()
     before = copy.deepcopy(p.host.state)
     with contextlib.suppress(RemoteProtocolError):
-        p.host.receive(data, now_ms=p.now)
+        p.host.receive(data, now_ms=p.now, mono_ms=p.mono)
     assert p.host.state == before
 
 
@@ -30,7 +30,7 @@ def test_random_bytes_into_the_host_raise_only_remote_errors(data):
 def test_random_bytes_into_the_guest_raise_only_remote_errors(data):
     p = Pair().join()
     with contextlib.suppress(RemoteProtocolError):
-        p.guest.receive(data)
+        p.guest.receive(data, now_ms=p.now)
 
 
 @SETTINGS
@@ -101,8 +101,8 @@ def test_random_play_keeps_host_and_guest_identical(actions, max_turns):
             elif name == "cancel":
                 p.send(role, ErrorEvent(code="cancelled"))
             elif name == "tick":
-                p.now += 60_000
-                p.deliver(p.host.tick(p.now).events)
+                p.advance(60_000)
+                p.tick()
         except (LocalProtocolError, AssertionError):
             assert p.host.state == st_  # a refused step changes nothing
         p.assert_same()

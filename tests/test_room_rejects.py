@@ -56,7 +56,7 @@ def rooms_in(phase: str) -> tuple[HostRoom, GuestRoom]:
     envs = [e.envelope for e in p.host.log]
     if phase == "closing":
         envs = envs[:-1]  # replay stops before the host's follow-up room_closed
-    host = HostRoom.restore(HOST, ROOM_ID, envs)
+    host = HostRoom.restore(HOST, ROOM_ID, envs, now_ms=2_000_000, mono_ms=5_000)
     guest = GuestRoom.restore(GUEST, room_id=ROOM_ID, host_key=HOST.public_key, envelopes=envs)
     assert host.state.phase == guest.state.phase == phase
     return host, guest
@@ -78,14 +78,14 @@ def test_every_illegal_combination_is_refused_on_both_sides(role, phase, kind):
     expected = {"room_closed"} if phase == "closed" else {"illegal_event"}
     if role == "host":
         with pytest.raises(LocalProtocolError) as local:
-            host.send(body, sid="x", now_ms=2_000_000)
+            host.send(body, sid="x", now_ms=2_000_000, mono_ms=5_000)
         with pytest.raises(RemoteProtocolError) as remote:
-            guest.receive(forge(HOST, guest, body, author="host").envelope)
+            guest.receive(forge(HOST, guest, body, author="host").envelope, now_ms=2_000_000)
     else:
         with pytest.raises(LocalProtocolError) as local:
             guest.prepare(body, sid="x", now_ms=2_000_000)
         with pytest.raises(RemoteProtocolError) as remote:
-            host.receive(forge(GUEST, host, body, author="guest").envelope, now_ms=2_000_000)
+            host.receive(forge(GUEST, host, body, author="guest").envelope, now_ms=2_000_000, mono_ms=5_000)
     assert local.value.code in expected and remote.value.code in expected
     assert (host.state, guest.state, len(host.log), len(guest.log)) == before
 
@@ -93,7 +93,7 @@ def test_every_illegal_combination_is_refused_on_both_sides(role, phase, kind):
 def refused_by_host(p: Pair, envelope: bytes, code: str) -> None:
     before = (p.host.state, len(p.host.log))
     with pytest.raises(RemoteProtocolError) as err:
-        p.host.receive(envelope, now_ms=p.now, from_key=GUEST.public_key)
+        p.host.receive(envelope, now_ms=p.now, mono_ms=p.mono, from_key=GUEST.public_key)
     assert err.value.code == code, err.value
     assert (p.host.state, len(p.host.log)) == before
 
@@ -101,7 +101,7 @@ def refused_by_host(p: Pair, envelope: bytes, code: str) -> None:
 def refused_by_guest(p: Pair, envelope: bytes, code: str) -> None:
     before = (p.guest.state, len(p.guest.log))
     with pytest.raises(RemoteProtocolError) as err:
-        p.guest.receive(envelope)
+        p.guest.receive(envelope, now_ms=p.now)
     assert err.value.code == code, err.value
     assert (p.guest.state, len(p.guest.log)) == before
 
@@ -167,7 +167,7 @@ def test_guest_refuses_a_gap_and_a_fork():
     fork = forge(HOST, p.guest, Message(text="rewrite"), author="host", seq=2, prev=p.guest.log[1].hash)
     refused_by_guest(p, fork.envelope, "bad_chain")
     # an exact replay of an event it already holds is harmless
-    assert p.guest.receive(p.guest.log[2].envelope) is None
+    assert p.guest.receive(p.guest.log[2].envelope, now_ms=p.now) is None
 
 
 def test_out_of_turn():
@@ -178,7 +178,7 @@ def test_out_of_turn():
     refused_by_host(p, forge(GUEST, p.host, Message(text="me first"), author="guest").envelope, "not_your_turn")
     p.host_send(Message(text="ok"))
     with pytest.raises(LocalProtocolError) as err:
-        p.host.send(Message(text="again"), sid="y", now_ms=p.now)
+        p.host.send(Message(text="again"), sid="y", now_ms=p.now, mono_ms=p.mono)
     assert err.value.code == "not_your_turn"
     refused_by_guest(p, forge(HOST, p.guest, Message(text="again"), author="host").envelope, "not_your_turn")
 
@@ -186,7 +186,7 @@ def test_out_of_turn():
 def test_over_the_turn_limit():
     p = Pair(max_turns=2).join().agree_all()  # limit used, everything agreed, so the room stays open
     with pytest.raises(LocalProtocolError) as err:
-        p.host.send(Message(text="one more"), sid="z", now_ms=p.now)
+        p.host.send(Message(text="one more"), sid="z", now_ms=p.now, mono_ms=p.mono)
     assert err.value.code == "turn_limit"
     refused_by_guest(p, forge(HOST, p.guest, Message(text="one more"), author="host").envelope, "turn_limit")
 
@@ -239,7 +239,7 @@ def test_cannot_accept_own_close_or_a_different_digest():
         "illegal_event",
     )
     with pytest.raises(LocalProtocolError) as err:
-        p.host.send(CloseAccepted(digest=bytes(32)), sid="q", now_ms=p.now)
+        p.host.send(CloseAccepted(digest=bytes(32)), sid="q", now_ms=p.now, mono_ms=p.mono)
     assert err.value.code == "outcome_mismatch"
 
 
@@ -267,7 +267,7 @@ def test_garbage_is_malformed_not_a_crash():
     p = guests_turn()
     for data in (b"", b"\x00", b"\xd2\x84", cbor.encode([1, 2, 3]), b"\xff" * 100):
         with pytest.raises(RemoteProtocolError) as err:
-            p.host.receive(data, now_ms=p.now)
+            p.host.receive(data, now_ms=p.now, mono_ms=p.mono)
         assert err.value.code in ("malformed", "bad_signature")
 
 
@@ -276,7 +276,7 @@ def test_oversized_event():
 
     p = guests_turn()
     with pytest.raises(RemoteProtocolError) as err:
-        p.host.receive(b"\x00" * (MAX_EVENT_BYTES + 1), now_ms=p.now)
+        p.host.receive(b"\x00" * (MAX_EVENT_BYTES + 1), now_ms=p.now, mono_ms=p.mono)
     assert err.value.code == "too_large"
     moves = tuple(Move(op="propose", field=f"f{i}", value="x" * 2000) for i in range(30))
     with pytest.raises(LocalProtocolError) as err2:

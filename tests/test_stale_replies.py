@@ -19,7 +19,7 @@ from clawroomd.core.events import ConsultStarted
 from clawroomd.core.identity import Identity
 from clawroomd.daemon.config import DaemonConfig
 from clawroomd.daemon.errors import ApiError
-from clawroomd.daemon.live import now_ms
+from clawroomd.daemon.live import mono_ms, now_ms
 from clawroomd.daemon.store import Store
 from clawroomd.daemon.supervisor import Supervisor
 
@@ -85,7 +85,7 @@ async def host_consults(host: Supervisor, room_id: str, *, tell_guest: bool = Tr
     it is still the guest's turn. With tell_guest=False the guest does not hear of it yet."""
     live = host.rooms[room_id]
     async with live.lock:
-        sub = live.host.send(ConsultStarted(), sid="consult-1", now_ms=now_ms())
+        sub = live.host.send(ConsultStarted(), sid="consult-1", now_ms=now_ms(), mono_ms=mono_ms())
         host.commit(live, sub.events, wake=False)
     if tell_guest:
         await host.host_side.forward(live)

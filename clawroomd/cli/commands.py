@@ -5,7 +5,6 @@ Errors are raised, never printed here: `clawroomd.cli.main.run` maps them to mes
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import sys
@@ -38,7 +37,7 @@ def _client(cfg: Config, timeout: float | None = CALL_TIMEOUT) -> Client:
 
 def _out(cfg: Config, result: Any, text: str | None = None) -> int:
     if cfg.json:
-        print(json.dumps(result, indent=None, ensure_ascii=False), flush=True)
+        print(render.json_line(result), flush=True)
     elif text is not None:
         print(text, flush=True)
     return EXIT_OK
@@ -96,8 +95,9 @@ def cmd_create(cfg: Config) -> int:
     url = view["join_url"]
     lines = [
         f"Room {view['room_id']} created; you are the host.",
-        f"Topic: {view['topic']}",
-        f"Fields: {', '.join(f['name'] for f in view['fields'])} · max turns {view['max_turns']} · first: {cfg.first}",
+        f"Topic: {render.safe(view['topic'])}",
+        f"Fields: {', '.join(render.safe(f['name']) for f in view['fields'])} · max turns {view['max_turns']} · "
+        f"first: {cfg.first}",
         f"Join URL: {url}",
         "",
         f"Send this link to the other owner: clawroom join '{url}'",
@@ -135,7 +135,7 @@ def cmd_join(cfg: Config) -> int:
     text = "\n".join(
         [
             f"Joined room {view['room_id']} as the guest.",
-            f"Topic: {view['topic']}",
+            f"Topic: {render.safe(view['topic'])}",  # the host's words
             f"Host: {render.short_id(host.get('peer_id'))} · status {str(view['lifecycle']).upper()} · "
             f"whose turn: {render.whose_turn(view)}",
             f"Watch the room: clawroom watch --room {view['room_id']}",
@@ -168,12 +168,12 @@ def cmd_send(cfg: Config) -> int:
     with _client(cfg) as c:
         result = c.call("room.send", **params, expect_seq=_base(cfg, c))
     if result.get("queued"):
-        text = f"Queued ({result.get('sid')}): {result.get('message')}"
+        text = f"Queued ({render.safe(result.get('sid'))}): {render.safe(result.get('message'))}"
     else:
         ev = result["event"]
         moves = "".join(f"\n  {render.move_text(m)}" for m in ev["body"].get("moves", []))
         again = " (already sent earlier with this --sid)" if result.get("duplicate") else ""
-        text = f"Sent event #{ev['seq']}{again}: {ev['body'].get('text', '')}{moves}"
+        text = f"Sent event #{ev['seq']}{again}: {render.safe(ev['body'].get('text', ''))}{moves}"
     return _out(cfg, result, text)
 
 
@@ -191,7 +191,7 @@ def _status_watch(cfg: Config, c: Client, view: dict[str, Any]) -> int:
 
     def show(v: dict[str, Any]) -> None:
         if cfg.json:
-            print(json.dumps(v, ensure_ascii=False), flush=True)
+            print(render.json_line(v), flush=True)
         elif tty:
             print("\x1b[H\x1b[2J" + render.status_card(v), flush=True)
         else:
@@ -222,7 +222,7 @@ def cmd_watch(cfg: Config) -> int:
     with _client(cfg) as c:
         if cfg.json:
             for note in watch_events(c, cfg.room, after=from_seq - 1):
-                print(json.dumps(note, ensure_ascii=False), flush=True)
+                print(render.json_line(note), flush=True)
             return EXIT_OK
         view = c.call("room.status", room_id=cfg.room)
         renderer = render.TranscriptRenderer(view["participants"])
@@ -254,7 +254,7 @@ def cmd_close(cfg: Config) -> int:
     with _client(cfg) as c:
         result = c.call("room.close", room_id=cfg.room, expect_seq=_base(cfg, c))
     if result.get("queued"):
-        text = f"Queued: {result.get('message')}"
+        text = f"Queued: {render.safe(result.get('message'))}"
     else:
         ev = result["event"]
         if ev["kind"] == "close_accepted":
@@ -262,7 +262,7 @@ def cmd_close(cfg: Config) -> int:
         else:
             out = ev["body"]["outcome"]
             text = (
-                f"Proposed closing {cfg.room} as {out['status']} "
+                f"Proposed closing {cfg.room} as {render.safe(out['status'])} "
                 f"({len(out['outcomes'])}/{len(out['outcomes']) + len(out['unresolved'])} outcomes agreed); "
                 "waiting for the other side to countersign."
             )
@@ -272,7 +272,7 @@ def cmd_close(cfg: Config) -> int:
 def cmd_cancel(cfg: Config) -> int:
     with _client(cfg) as c:
         result = c.call("room.cancel", room_id=cfg.room, reason=cfg.reason)
-    text = f"Queued: {result.get('message')}" if result.get("queued") else f"Cancelled room {cfg.room}."
+    text = f"Queued: {render.safe(result.get('message'))}" if result.get("queued") else f"Cancelled room {cfg.room}."
     return _out(cfg, result, text)
 
 

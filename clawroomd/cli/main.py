@@ -40,7 +40,9 @@ def run(cfg: Config) -> int:
 
             print(json.dumps({"error": name, "message": message, "exit_code": code}), flush=True)
         else:
-            print(f"clawroom: {message}", file=sys.stderr, flush=True)
+            from .render import safe  # the message may quote the peer (a refusal's reason)
+
+            print(f"clawroom: {safe(message)}", file=sys.stderr, flush=True)
         return code
 
 

@@ -1,12 +1,59 @@
 """Plain-text views for the CLI: the status card, transcript lines, results. Pure functions of the API's JSON.
 
+Every string in that JSON may come from the peer (labels, topic, goal, text, values, reasons), so every one
+goes through `safe` before it reaches the terminal: a peer must not be able to send escape sequences to
+the owner's terminal or forge a line of the transcript (SPEC §5, "Strings").
+
 No imports beyond the standard library: rendering must not slow the CLI down.
 """
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
+
+# Shown as a mark, not obeyed: controls (C0, DEL, C1), format characters (bidi overrides and isolates,
+# zero-width characters, invisible tags) save the two joiners emoji and some scripts need, line and
+# paragraph separators, and lone surrogates (which could not even be printed).
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_JOINERS = frozenset({"\u200c", "\u200d"})
+_MARKS = {"\n": "\u23ce", "\r": "\\r", "\t": "\\t"}  # newline as ⏎, so one logical line stays one line
+
+
+def _escaped(ch: str) -> bool:
+    return ch not in _JOINERS and unicodedata.category(ch) in _ESCAPED_CATEGORIES
+
+
+def _mark(ch: str) -> str:
+    if ch in _MARKS:
+        return _MARKS[ch]
+    n = ord(ch)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+
+
+def safe(value: object) -> str:
+    """`value` as text that is harmless on a terminal and stays on one line: ESC shows as `\\x1b`, a newline
+    as ⏎ (a CR LF pair too), a bidi override as `\\u202e`; everything printable is left as it is."""
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():  # the common case: nothing to do (non-ASCII spaces and the like fall through)
+        return text
+    return "".join(_mark(ch) if _escaped(ch) else ch for ch in text.replace("\r\n", "\n"))
+
+
+def _json_escape(ch: str) -> str:
+    data = ch.encode("utf-16-be", "surrogatepass")
+    return "".join(f"\\u{int.from_bytes(data[i : i + 2], 'big'):04x}" for i in range(0, len(data), 2))
+
+
+def json_line(value: Any) -> str:
+    """One line of JSON for `--json`, as readable as ensure_ascii=False, but with every character `safe`
+    would escape written as a \\u escape: the same JSON value, and nothing a terminal would obey."""
+    text = json.dumps(value, ensure_ascii=False)
+    if text.isprintable():
+        return text
+    return "".join(_json_escape(ch) if _escaped(ch) else ch for ch in text)
 
 
 def fmt_duration(ms: int | float | None) -> str:
@@ -37,25 +84,25 @@ def short_id(peer_id: str | None) -> str:
     """The first two groups of a peer id: enough to tell daemons apart on a card."""
     if not peer_id:
         return "-"
-    return "-".join(peer_id.split("-")[:2])
+    return safe("-".join(str(peer_id).split("-")[:2]))
 
 
 def _label(participants: dict[str, Any], role: str) -> str:
     p = participants.get(role) or {}
-    return str(p.get("label") or role)
+    return safe(p.get("label") or role)
 
 
 # ------------------------------------------------------------------------------------------- status card
 def status_card(view: dict[str, Any]) -> str:
     """The room's status card (result of room.status), laid out like the product page's live session."""
-    role = view.get("role", "?")
+    role = safe(view.get("role", "?"))
     parts = view.get("participants") or {}
-    lines = [f"Live Session {view.get('room_id', '?')}"]
-    lines.append(f"Room: {view.get('topic', '')}")
+    lines = [f"Live Session {safe(view.get('room_id', '?'))}"]
+    lines.append(f"Room: {safe(view.get('topic', ''))}")
     if view.get("goal"):
-        lines.append(f"Goal: {view['goal']}")
+        lines.append(f"Goal: {safe(view['goal'])}")
     link = "peer connected" if view.get("peer_connected") else "peer not connected"
-    lines.append(f"Status: {str(view.get('lifecycle', '?')).upper()}  (you are the {role}; {link})")
+    lines.append(f"Status: {safe(view.get('lifecycle', '?')).upper()}  (you are the {role}; {link})")
     lines.append("Participants:")
     names = {
         r: _label(parts, r) if r == "host" or (parts.get(r) or {}).get("peer_id") else "(not joined yet)"
@@ -76,30 +123,31 @@ def status_card(view: dict[str, Any]) -> str:
     fields = view.get("fields") or []
     if fields:
         lines.append("Fields:")
-        fw = max(len(f["name"]) for f in fields)
-        for f in fields:
-            status = f.get("status", "open")
+        field_names = [safe(f.get("name")) for f in fields]
+        fw = max(len(n) for n in field_names)
+        for name, f in zip(field_names, fields, strict=True):
+            status = safe(f.get("status", "open"))
             if status == "agreed":
-                detail = str(f.get("value"))
+                detail = safe(f.get("value"))
             elif f.get("proposals"):
-                detail = " · ".join(f"{r}: {v!r}" for r, v in sorted(f["proposals"].items()))
+                detail = " · ".join(f"{safe(r)}: '{safe(v)}'" for r, v in sorted(f["proposals"].items()))
             else:
-                detail = f.get("description") or ""
-            lines.append(f"  {f['name']:<{fw}}  {status:<8}  {detail}".rstrip())
+                detail = safe(f.get("description") or "")
+            lines.append(f"  {name:<{fw}}  {status:<8}  {detail}".rstrip())
     pending = view.get("pending_close")
     if pending:
         waiting = "guest" if pending.get("proposer") == "host" else "host"
         lines.append(
-            f"Pending close: the {pending.get('proposer')} proposed closing as {pending.get('status')}; "
+            f"Pending close: the {safe(pending.get('proposer'))} proposed closing as {safe(pending.get('status'))}; "
             f"waiting for the {waiting} to countersign"
         )
     if view.get("consulting"):
-        lines.append(f"Consulting its owner: {', '.join(view['consulting'])}")
+        lines.append(f"Consulting its owner: {', '.join(map(safe, view['consulting']))}")
     result = view.get("result")
     if result:
         lines.append("Result: " + result_line(result, max_turns=max_turns, required=view.get("required")))
     if view.get("join_url"):
-        lines.append(f"Join URL: {view['join_url']}")
+        lines.append(f"Join URL: {safe(view['join_url'])}")
     return "\n".join(lines)
 
 
@@ -112,7 +160,7 @@ def whose_turn(view: dict[str, Any]) -> str:
     if not awaiting:
         return "nobody (the host is closing the room)" if view.get("phase") == "closing" else "nobody"
     role = view.get("role")
-    names = " and ".join(awaiting)
+    names = " and ".join(map(safe, awaiting))
     if view.get("your_turn"):
         return f"{names} (yours)"
     if role in awaiting:
@@ -123,31 +171,32 @@ def whose_turn(view: dict[str, Any]) -> str:
 def result_line(result: dict[str, Any], *, max_turns: Any = None, required: Any = None) -> str:
     outcomes = result.get("outcomes") or {}
     total = required if required is not None else len(outcomes) + len(result.get("unresolved") or [])
-    text = f"{result.get('status')}. Duration: {fmt_duration(result.get('duration_ms'))}."
+    text = f"{safe(result.get('status'))}. Duration: {fmt_duration(result.get('duration_ms'))}."
     if "turns" in result:
-        text += f" Turns: {result['turns']}/{max_turns if max_turns is not None else '?'}."
-    text += f" Outcomes: {len(outcomes)}/{total}."
+        text += f" Turns: {safe(result['turns'])}/{safe(max_turns) if max_turns is not None else '?'}."
+    text += f" Outcomes: {len(outcomes)}/{safe(total)}."
     if result.get("reason"):
-        text += f" ({result['reason']})"
+        text += f" ({safe(result['reason'])})"
     return text
 
 
 def result_text(result: dict[str, Any], *, max_turns: Any = None) -> str:
     """The `clawroom result` view: status line, each outcome, unresolved fields, the hashes both sides hold."""
-    lines = [f"Room {result.get('room_id', '?')} ({result.get('role', '?')}): {result.get('topic', '')}"]
+    room, role, topic = (safe(result.get(k, d)) for k, d in (("room_id", "?"), ("role", "?"), ("topic", "")))
+    lines = [f"Room {room} ({role}): {topic}"]
     lines.append("Result: " + result_line(result, max_turns=max_turns))
-    outcomes = result.get("outcomes") or {}
+    outcomes = {safe(k): safe(v) for k, v in (result.get("outcomes") or {}).items()}
     if outcomes:
         lines.append("Outcomes:")
         w = max(len(k) for k in outcomes)
         lines.extend(f"  {k:<{w}}  {v}" for k, v in outcomes.items())
     if result.get("unresolved"):
-        lines.append("Unresolved: " + ", ".join(result["unresolved"]))
+        lines.append("Unresolved: " + ", ".join(map(safe, result["unresolved"])))
     if result.get("local"):
         lines.append("This result is this daemon's alone; the host did not sign it.")
     for key in ("head", "digest"):
         if result.get(key):
-            lines.append(f"{'Transcript head' if key == 'head' else 'Outcome digest'}: {result[key]}")
+            lines.append(f"{'Transcript head' if key == 'head' else 'Outcome digest'}: {safe(result[key])}")
     return "\n".join(lines)
 
 
@@ -172,7 +221,7 @@ class TranscriptRenderer:
         self.width = max(len("system"), *(len(v) for v in self.labels.values()))
 
     def _who(self, role: str) -> str:
-        return self.labels.get(role, role)
+        return self.labels.get(role, safe(role))
 
     def _row(self, ts: int, who: str, text: str) -> str:
         return f"{fmt_offset(ts - (self.t0 if self.t0 is not None else ts))} {who:<{self.width}} {text}"
@@ -184,25 +233,25 @@ class TranscriptRenderer:
             self.t0 = ts
         match kind:
             case "room_created":
-                self.max_turns = body.get("max_turns", "?")
-                names = [f.get("name") for f in body.get("fields", [])]
+                self.max_turns = safe(body.get("max_turns", "?"))
+                names = [safe(f.get("name")) for f in body.get("fields", [])]
                 self.required = len(names)
                 return self._row(
                     ts,
                     "system",
-                    f"Room created. Topic: {body.get('topic')}. Max turns: {self.max_turns}. "
-                    f"Required outcomes: {', '.join(map(str, names))}.",
+                    f"Room created. Topic: {safe(body.get('topic'))}. Max turns: {self.max_turns}. "
+                    f"Required outcomes: {', '.join(names)}.",
                 )
             case "joined":
                 if body.get("label"):
-                    self.labels["guest"] = body["label"]
-                    self.width = max(self.width, len(body["label"]))
+                    self.labels["guest"] = safe(body["label"])
+                    self.width = max(self.width, len(self.labels["guest"]))
                 return self._row(
                     ts, "system", f"{self._who('host')} joined as host. {self._who('guest')} joined as guest."
                 )
             case "message":
                 self.messages += 1
-                rows = [self._row(ts, self._who(author), body.get("text") or "(no text)")]
+                rows = [self._row(ts, self._who(author), safe(body.get("text") or "(no text)"))]
                 pad = " " * (len(fmt_offset(0)) + self.width + 2)
                 rows.extend(pad + move_text(m) for m in body.get("moves") or [])
                 return "\n".join(rows)
@@ -214,31 +263,27 @@ class TranscriptRenderer:
                 out = body.get("outcome") or {}
                 agreed = len(out.get("outcomes") or {})
                 total = agreed + len(out.get("unresolved") or [])
-                return self._row(
-                    ts,
-                    "system",
-                    f"{self._who(author)} proposed closing as {out.get('status')} ({agreed}/{total} outcomes agreed).",
-                )
+                what = f"proposed closing as {safe(out.get('status'))} ({agreed}/{total} outcomes agreed)"
+                return self._row(ts, "system", f"{self._who(author)} {what}.")
             case "close_accepted":
                 return self._row(ts, "system", f"{self._who(author)} countersigned the close.")
             case "error":
-                what = (
-                    "cancelled the room" if body.get("code") == "cancelled" else f"ended the room: {body.get('code')}"
-                )
-                extra = f" ({body['message']})" if body.get("message") else ""
+                code = body.get("code")
+                what = "cancelled the room" if code == "cancelled" else f"ended the room: {safe(code)}"
+                extra = f" ({safe(body['message'])})" if body.get("message") else ""
                 return self._row(ts, "system", f"{self._who(author)} {what}{extra}.")
             case "room_closed":
                 out = body.get("outcome") or {}
                 agreed = len(out.get("outcomes") or {})
                 total = agreed + len(out.get("unresolved") or [])
                 text = (
-                    f"Room closed. Result: {out.get('status')}. Duration: {fmt_duration(ts - (self.t0 or ts))}. "
+                    f"Room closed. Result: {safe(out.get('status'))}. Duration: {fmt_duration(ts - (self.t0 or ts))}. "
                     f"Turns: {self.messages}/{self.max_turns}. Outcomes: {agreed}/{total}."
                 )
                 if out.get("status") != "agreement_reached" and body.get("reason"):
-                    text += f" Reason: {body['reason']}."
+                    text += f" Reason: {safe(body['reason'])}."
                 return self._row(ts, "system", text)
-        return self._row(ts, self._who(author), f"({kind})")
+        return self._row(ts, self._who(author), f"({safe(kind)})")
 
     def lines(self, events: Iterable[dict[str, Any]], *, from_seq: int = 0) -> list[str]:
         out = []
@@ -250,10 +295,10 @@ class TranscriptRenderer:
 
 
 def move_text(move: dict[str, Any]) -> str:
-    op, field = move.get("op"), move.get("field")
+    op, field = safe(move.get("op")), safe(move.get("field"))
     if op == "reject" or move.get("value") is None:
         return f"{op} {field}"
-    return f"{op} {field} = {move['value']}"
+    return f"{op} {field} = {safe(move['value'])}"
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -266,13 +311,13 @@ def rooms_table(rows: list[dict[str, Any]]) -> str:
         mt = r.get("max_turns")
         table.append(
             (
-                str(r.get("room_id")),
-                str(r.get("role")),
-                str(r.get("lifecycle", "")).upper(),
-                f"{r.get('turns', 0)}/{mt if mt is not None else '?'}",
+                safe(r.get("room_id")),
+                safe(r.get("role")),
+                safe(r.get("lifecycle", "")).upper(),
+                safe(f"{r.get('turns', 0)}/{mt if mt is not None else '?'}"),
                 "yes" if r.get("your_turn") else "no",
-                str(r.get("result") or "-"),
-                str(r.get("topic", "")),
+                safe(r.get("result") or "-"),
+                safe(r.get("topic", "")),
             )
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]

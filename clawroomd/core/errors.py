@@ -74,4 +74,7 @@ ROOM_ERROR_CODES: dict[str, str] = {
     "unknown_field": "a move on a field that the room did not declare",
     "no_such_proposal": "accept or reject without a matching standing proposal from the peer",
     "outcome_mismatch": "a close whose outcome, status or digest does not match the transcript",
+    "bad_timestamp": "`ts` more than the allowed skew ahead of the receiver's clock or behind the previous event's",
+    "consult_limit": "consult_started by a side that has already consulted its owner the most times allowed this turn",
+    "event_limit": "consult_started when the room's event budget has nothing left beyond the turns and the close",
 }

@@ -7,6 +7,7 @@ A room event on the wire is the canonical-CBOR map below, signed by its author a
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -39,7 +40,15 @@ MAX_VALUE = 2000
 MAX_REFS = 16
 MAX_REF = 200
 MAX_REASON = 500
-MAX_LABEL = 100
+MAX_LABEL = 64
+# `ts` is its author's claim, never a deadline's clock (SPEC §9): an event dated more than this ahead of the
+# receiver's clock, or this much before the event it follows, is refused as `bad_timestamp`.
+MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+# Events that use no turn are bounded too (SPEC §11): each side may start this many consultations per turn,
+# and a room holds at most EVENTS_PER_TURN * max_turns + EVENTS_BASE events in all (see `rules.max_events`).
+MAX_CONSULTS_PER_TURN = 3
+EVENTS_PER_TURN = 6
+EVENTS_BASE = 16
 
 ROOM_ID_RE = re.compile(r"^cr_[0-9a-f]{8,32}$")
 FIELD_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -51,13 +60,40 @@ def other(role: Role) -> Role:
     return "guest" if role == "host" else "host"
 
 
-def _text(name: str, value: object, limit: int, *, empty_ok: bool = False) -> None:
+# Characters a single-line string (label, topic, field description, ref) may not hold: controls (Cc),
+# format characters (Cf: bidi overrides and isolates, invisible tags) save the two joiners that emoji and
+# Indic or Persian text need, line and paragraph separators (Zl, Zp), lone surrogates (Cs). Categories,
+# not a list of code points, so that another implementation can apply the same rule.
+_NOT_IN_A_LINE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_JOINERS = frozenset({"\u200c", "\u200d"})  # ZWNJ, ZWJ
+
+
+def _text(name: str, value: object, limit: int, *, empty_ok: bool = False, line: bool = False) -> None:
     if not isinstance(value, str):
         raise LocalProtocolError("bad_value", f"{name} must be text")
     if len(value) > limit:
         raise LocalProtocolError("too_large", f"{name} is {len(value)} characters; the limit is {limit}")
     if not empty_ok and not value.strip():
         raise LocalProtocolError("bad_value", f"{name} must not be empty")
+    if line:
+        for ch in value:
+            if ch not in _JOINERS and unicodedata.category(ch) in _NOT_IN_A_LINE:
+                raise LocalProtocolError(
+                    "bad_value", f"{name} must be one line of printable text; it holds the character U+{ord(ch):04X}"
+                )
+    elif not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate: not Unicode text, and CBOR could not carry it
+            raise LocalProtocolError("bad_value", f"{name} holds a lone surrogate at character {exc.start}") from None
+
+
+def check_label(label: object) -> None:
+    """A display name: up to MAX_LABEL characters of one printable line, no space at either end; may be empty."""
+    _text("label", label, MAX_LABEL, empty_ok=True, line=True)
+    assert isinstance(label, str)
+    if label != label.strip():
+        raise LocalProtocolError("bad_value", "label must not start or end with white space")
 
 
 def _int(name: str, value: object, lo: int, hi: int) -> None:
@@ -85,7 +121,7 @@ class FieldSpec:
 
     def __post_init__(self) -> None:
         check_field_name(self.name)
-        _text("field description", self.description, MAX_DESCRIPTION, empty_ok=True)
+        _text("field description", self.description, MAX_DESCRIPTION, empty_ok=True, line=True)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -110,7 +146,7 @@ class Move:
         if not isinstance(self.refs, tuple) or len(self.refs) > MAX_REFS:
             raise LocalProtocolError("bad_value", f"refs must be a list of at most {MAX_REFS} items")
         for ref in self.refs:
-            _text("ref", ref, MAX_REF)
+            _text("ref", ref, MAX_REF, line=True)
 
 
 class Body:
@@ -133,8 +169,8 @@ class RoomCreated(Body):
     label: str = ""  # the host's display name, as `joined` carries the guest's
 
     def __post_init__(self) -> None:
-        _text("topic", self.topic, MAX_TOPIC)
-        _text("label", self.label, MAX_LABEL, empty_ok=True)
+        _text("topic", self.topic, MAX_TOPIC, line=True)
+        check_label(self.label)
         _text("goal", self.goal, MAX_GOAL, empty_ok=True)
         if not isinstance(self.fields, tuple) or not 1 <= len(self.fields) <= MAX_FIELDS:
             raise LocalProtocolError("bad_value", f"a room needs 1 to {MAX_FIELDS} required fields")
@@ -159,7 +195,7 @@ class Joined(Body):
     label: str = ""
 
     def __post_init__(self) -> None:
-        _text("label", self.label, MAX_LABEL, empty_ok=True)
+        check_label(self.label)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -482,6 +518,7 @@ __all__ = [
     "body_to_json",
     "body_to_wire",
     "check_field_name",
+    "check_label",
     "header_from_wire",
     "header_to_wire",
     "other",

@@ -6,12 +6,24 @@ same transcripts and end with identical chain heads. Neither does I/O: bytes in,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from .envelope import SignedEvent, open_envelope, seal
 from .errors import LocalProtocolError, RemoteProtocolError, as_remote
-from .events import Body, Header, Role, RoomClosed, RoomCreated
+from .events import (
+    MAX_CLOCK_SKEW_MS,
+    Body,
+    CloseProposed,
+    ConsultEnded,
+    ConsultStarted,
+    Header,
+    Joined,
+    Message,
+    Role,
+    RoomClosed,
+    RoomCreated,
+)
 from .identity import Identity
 from .rules import RoomState, outcome_digest, transition
 
@@ -55,13 +67,17 @@ class _Replica:
         return self.log[max(seq + 1, 0) :]
 
     def _header(self, sid: str, now_ms: int) -> Header:
+        st = self.state
+        # If our clock stepped back (or the peer's runs ahead, within the bound), date the event as early as
+        # the skew rule allows: our own events, a deadline's close included, are never refused for it.
+        ts = now_ms if st.seq < 0 else max(now_ms, st.last_ts - MAX_CLOCK_SKEW_MS)
         return Header(
-            room=self.state.room_id,
-            seq=self.state.seq + 1,
-            prev=self.state.head,
+            room=st.room_id,
+            seq=st.seq + 1,
+            prev=st.head,
             author=self.role,
             key=self.identity.public_key,
-            ts=now_ms,
+            ts=ts,
             sid=sid,
         )
 
@@ -77,34 +93,103 @@ class _Replica:
             self._append(event, transition(self.state, event.header, event.body))
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Timers:
+    """The host's deadline clocks, in monotonic ms of this daemon: when the awaited side's current wait
+    began, when each consulting side began, and the room deadline. Immutable, so that undoing an append
+    restores them with one assignment."""
+
+    waiting_since: int = 0
+    consulting_since: Mapping[Role, int] = field(default_factory=dict)
+    deadline_at: int | None = None
+
+
+def _check_not_ahead(event: SignedEvent, now_ms: int) -> None:
+    """The upper half of the skew rule: nothing dated far into our future (SPEC §9). Not applied on replay
+    from our own store, where `now` is later anyway."""
+    ahead = event.header.ts - now_ms
+    if ahead > MAX_CLOCK_SKEW_MS:
+        raise RemoteProtocolError(
+            "bad_timestamp",
+            f"event #{event.header.seq} is dated {ahead / 1000:.0f} s ahead of our clock "
+            f"(at most {MAX_CLOCK_SKEW_MS // 1000} s allowed): the {event.header.author}'s clock is wrong",
+        )
+
+
 class HostRoom(_Replica):
-    """Authoritative: validates, sequences, signs its own events and appends the guest's."""
+    """Authoritative: validates, sequences, signs its own events and appends the guest's.
+
+    It also applies the deadlines, on the monotonic clock (`mono_ms`) the daemon passes in: each timer
+    starts when this object appended the event that started it. The transcript's `ts` values are their
+    authors' claims and start no timer, so a peer's clock cannot move our deadlines (SPEC §9).
+    """
 
     role: Role = "host"
 
+    def __init__(self, identity: Identity, state: RoomState) -> None:
+        super().__init__(identity, state)
+        self.timers = Timers()
+
     @classmethod
     def create(
-        cls, identity: Identity, *, room_id: str, spec: RoomCreated, now_ms: int, sid: str = "create"
+        cls, identity: Identity, *, room_id: str, spec: RoomCreated, now_ms: int, mono_ms: int, sid: str = "create"
     ) -> HostRoom:
         room = cls(identity, RoomState(room_id=room_id, host_key=identity.public_key))
-        room.send(spec, sid=sid, now_ms=now_ms)
+        room.send(spec, sid=sid, now_ms=now_ms, mono_ms=mono_ms)
         return room
 
     @classmethod
-    def restore(cls, identity: Identity, room_id: str, envelopes: Iterable[bytes]) -> HostRoom:
+    def restore(
+        cls, identity: Identity, room_id: str, envelopes: Iterable[bytes], *, now_ms: int, mono_ms: int
+    ) -> HostRoom:
+        """Rebuild from our store. When the events arrived is not known, so the running turn and
+        consultation timers start afresh now (SPEC §9)."""
         room = cls(identity, RoomState(room_id=room_id, host_key=identity.public_key))
         room.replay(envelopes)
+        room.timers = Timers(
+            waiting_since=mono_ms,
+            consulting_since=dict.fromkeys(room.state.consulting, mono_ms),
+            deadline_at=room._deadline_at(now_ms, mono_ms),
+        )
         return room
 
-    def send(self, body: Body, *, sid: str, now_ms: int) -> Submission:
-        """Our own (host) event; raises LocalProtocolError if the protocol forbids it now."""
+    def _deadline_at(self, now_ms: int, mono_ms: int) -> int | None:
+        """deadline_ms is our own wall-clock claim (the host wrote it): read it against our wall clock, once."""
+        spec = self.state.spec
+        return None if spec is None or spec.deadline_ms is None else mono_ms + spec.deadline_ms - now_ms
+
+    def _apply(self, event: SignedEvent, new_state: RoomState, *, now_ms: int, mono_ms: int) -> SignedEvent:
+        """Append, and start the timers this event starts: the turn's on the kinds that begin a wait (as
+        SPEC §9 lists them), the consultation's on consult_started."""
+        self._append(event, new_state)
+        t, author = self.timers, event.header.author
+        match event.body:
+            case ConsultStarted():
+                t = replace(t, consulting_since={**t.consulting_since, author: mono_ms})
+            case ConsultEnded():
+                rest = {r: since for r, since in t.consulting_since.items() if r != author}
+                t = replace(t, consulting_since=rest, waiting_since=mono_ms)
+            case RoomCreated():
+                t = replace(t, waiting_since=mono_ms, deadline_at=self._deadline_at(now_ms, mono_ms))
+            case Joined() | Message() | CloseProposed():
+                t = replace(t, waiting_since=mono_ms)
+            case RoomClosed():
+                t = Timers()
+        self.timers = t
+        return event
+
+    def send(self, body: Body, *, sid: str, now_ms: int, mono_ms: int) -> Submission:
+        """Our own (host) event; raises LocalProtocolError if the protocol forbids it now. `now_ms` (wall
+        clock) dates it; `mono_ms` (monotonic) starts its timers."""
         if (done := self.original(sid)) is not None:
             return Submission(events=(done,), duplicate=True)
         event, new_state = self._sign_own(body, sid, now_ms)
-        return Submission(events=(self._append(event, new_state), *self._follow_ups(now_ms)))
+        self._apply(event, new_state, now_ms=now_ms, mono_ms=mono_ms)
+        return Submission(events=(event, *self._follow_ups(now_ms, mono_ms)))
 
-    def receive(self, data: bytes, *, now_ms: int, from_key: bytes | None = None) -> Submission:
-        """A guest submission; raises RemoteProtocolError (room unchanged) if it is not acceptable."""
+    def receive(self, data: bytes, *, now_ms: int, mono_ms: int, from_key: bytes | None = None) -> Submission:
+        """A guest submission; raises RemoteProtocolError (room unchanged) if it is not acceptable. `now_ms`
+        (our wall clock) bounds its `ts`; `mono_ms` (our monotonic clock) is when it arrived."""
         try:
             event = open_envelope(data)
         except LocalProtocolError as err:
@@ -115,60 +200,62 @@ class HostRoom(_Replica):
             raise RemoteProtocolError("wrong_room", f"submission is for room {event.header.room}, not {self.room_id}")
         if (done := self.original(event.header.sid, "guest")) is not None:
             return Submission(events=(done,), duplicate=True)
+        _check_not_ahead(event, now_ms)
         try:
             new_state = transition(self.state, event.header, event.body)
         except LocalProtocolError as err:
             raise as_remote(err) from None
-        return Submission(events=(self._append(event, new_state), *self._follow_ups(now_ms)))
+        self._apply(event, new_state, now_ms=now_ms, mono_ms=mono_ms)
+        return Submission(events=(event, *self._follow_ups(now_ms, mono_ms)))
 
-    def close(self, status: str, *, reason: str, now_ms: int, sid: str) -> Submission:
+    def close(self, status: str, *, reason: str, now_ms: int, mono_ms: int, sid: str) -> Submission:
         """End the room with a status the host may decide alone (timeout, cancelled, error, turn limit)."""
         outcome = self.state.outcome(status)
         body = RoomClosed(outcome=outcome, digest=outcome_digest(self.room_id, outcome), reason=reason)
-        return self.send(body, sid=sid, now_ms=now_ms)
+        return self.send(body, sid=sid, now_ms=now_ms, mono_ms=mono_ms)
 
-    def _follow_ups(self, now_ms: int) -> list[SignedEvent]:
+    def _follow_ups(self, now_ms: int, mono_ms: int) -> list[SignedEvent]:
         """Events the host owes right after an append: the close that a countersignature, an error or
         the last allowed turn makes inevitable."""
         st = self.state
         if st.phase == "closing":
             assert st.closing_status is not None
-            return list(
-                self.close(st.closing_status, reason=st.closing_reason, now_ms=now_ms, sid=f"close-{st.seq + 1}").events
-            )
-        if st.phase == "active" and st.spec and st.turns >= st.spec.max_turns and not st.all_agreed:
+            status, reason = st.closing_status, st.closing_reason
+        elif st.phase == "active" and st.spec and st.turns >= st.spec.max_turns and not st.all_agreed:
+            status = "turn_limit_reached"
             reason = f"all {st.spec.max_turns} turns used without agreement on every field"
-            return list(
-                self.close("turn_limit_reached", reason=reason, now_ms=now_ms, sid=f"close-{st.seq + 1}").events
-            )
-        return []
+        else:
+            return []
+        return list(self.close(status, reason=reason, now_ms=now_ms, mono_ms=mono_ms, sid=f"close-{st.seq + 1}").events)
 
     def next_deadline(self) -> tuple[int, str] | None:
-        """The earliest (time ms, reason) at which `tick` would end the room, if any."""
+        """The earliest (monotonic time ms, reason) at which `tick` would end the room, if any."""
         st = self.state
         if st.spec is None or st.phase not in ("invited", "active", "delivering"):
             return None
         spec = st.spec
+        t = self.timers
         candidates: list[tuple[int, str]] = []
-        if spec.deadline_ms is not None:
-            candidates.append((spec.deadline_ms, "the room's deadline passed"))
+        if t.deadline_at is not None:
+            candidates.append((t.deadline_at, "the room's deadline passed"))
         if st.phase != "invited":
-            for role, since in st.consulting.items():
-                if spec.answer_timeout_ms is not None:
+            if spec.answer_timeout_ms is not None:
+                for role in sorted(st.consulting):
+                    since = t.consulting_since[role]
                     candidates.append((since + spec.answer_timeout_ms, f"the {role}'s owner did not answer in time"))
             awaited = st.awaited
             if spec.turn_timeout_ms is not None and awaited is not None and awaited not in st.consulting:
                 candidates.append(
-                    (st.turn_started_ms + spec.turn_timeout_ms, f"the {awaited} did not move within the turn deadline")
+                    (t.waiting_since + spec.turn_timeout_ms, f"the {awaited} did not move within the turn deadline")
                 )
         return min(candidates) if candidates else None
 
-    def tick(self, now_ms: int) -> Submission:
-        """Apply deadlines as of `now_ms` (the only way time enters the core)."""
+    def tick(self, *, now_ms: int, mono_ms: int) -> Submission:
+        """Apply the deadlines due by `mono_ms` (the only way time enters the core); `now_ms` dates the close."""
         due = self.next_deadline()
-        if due is None or now_ms < due[0]:
+        if due is None or mono_ms < due[0]:
             return Submission(events=())
-        return self.close("timeout", reason=due[1], now_ms=now_ms, sid=f"timeout-{self.state.seq + 1}")
+        return self.close("timeout", reason=due[1], now_ms=now_ms, mono_ms=mono_ms, sid=f"timeout-{self.state.seq + 1}")
 
 
 class GuestRoom(_Replica):
@@ -194,8 +281,9 @@ class GuestRoom(_Replica):
         self._pending[sid] = event.envelope
         return Submission(events=(event,))
 
-    def receive(self, data: bytes) -> SignedEvent | None:
-        """An event the host broadcast; None if we already hold exactly it (a replay after reconnecting)."""
+    def receive(self, data: bytes, *, now_ms: int) -> SignedEvent | None:
+        """An event the host broadcast; None if we already hold exactly it (a replay after reconnecting).
+        `now_ms` is our wall clock, against which its `ts` must not run far ahead."""
         data = bytes(data)
         try:
             event = open_envelope(data, verify=data not in self._pending.values())
@@ -206,6 +294,7 @@ class GuestRoom(_Replica):
             if self.log[seq].envelope == data:
                 return None
             raise RemoteProtocolError("bad_chain", f"the host sent a different event #{seq} than it sent before")
+        _check_not_ahead(event, now_ms)
         try:
             new_state = transition(self.state, event.header, event.body)
         except LocalProtocolError as err:
@@ -214,4 +303,4 @@ class GuestRoom(_Replica):
         return self._append(event, new_state)
 
 
-__all__ = ["GuestRoom", "HostRoom", "Submission"]
+__all__ = ["GuestRoom", "HostRoom", "Submission", "Timers"]

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field, replace
 from . import cbor
 from .errors import LocalProtocolError
 from .events import (
+    EVENTS_BASE,
+    EVENTS_PER_TURN,
+    MAX_CLOCK_SKEW_MS,
+    MAX_CONSULTS_PER_TURN,
     Body,
     CloseAccepted,
     CloseProposed,
@@ -54,11 +58,12 @@ class RoomState:
     turns: int = 0
     proposals: Mapping[str, Mapping[Role, str]] = field(default_factory=dict)
     agreed: Mapping[str, str] = field(default_factory=dict)
-    consulting: Mapping[Role, int] = field(default_factory=dict)  # role -> since (ms)
+    consulting: frozenset[Role] = frozenset()
+    consults: Mapping[Role, int] = field(default_factory=dict)  # consultations started since the last message
     pending_close: PendingClose | None = None
     closing_status: str | None = None
     closing_reason: str = ""
-    turn_started_ms: int = 0
+    last_ts: int = 0  # the last event's `ts`: only for the sanity check on the next one, never for a deadline
     result: RoomClosed | None = None
 
     @property
@@ -92,6 +97,24 @@ class RoomState:
     def all_agreed(self) -> bool:
         return self.spec is not None and all(n in self.agreed for n in self.spec.field_names)
 
+    @property
+    def events(self) -> int:
+        return self.seq + 1
+
+
+def max_events(max_turns: int) -> int:
+    """The most events a room with this turn limit may ever hold (SPEC §11)."""
+    return EVENTS_PER_TURN * max_turns + EVENTS_BASE
+
+
+def _reserved(state: RoomState) -> int:
+    """Events the room may still need without any consultation: a message and a close proposal for every
+    turn left, a close proposal after the last one, the other side's pending consult_ended, and the close
+    (close_accepted or error, then room_closed). `consult_started` may only spend what lies beyond."""
+    assert state.spec is not None
+    left = state.spec.max_turns - state.turns
+    return 2 * left + 1 + 1 + 2
+
 
 def outcome_digest(room_id: str, outcome: Outcome) -> bytes:
     """What both sides sign when they close: SHA-256 over the canonical CBOR of the outcome."""
@@ -120,6 +143,17 @@ def _check_position(state: RoomState, h: Header) -> None:
         raise _fail("bad_chain", f"event #{h.seq} does not follow the current head of the transcript")
 
 
+def _check_ts(state: RoomState, h: Header) -> None:
+    """Only the lower bound: it depends on the transcript alone, so it holds on replay too. The upper bound
+    (not far ahead of the receiver's clock) is the room objects' check on what arrives."""
+    if h.seq > 0 and h.ts < state.last_ts - MAX_CLOCK_SKEW_MS:
+        raise _fail(
+            "bad_timestamp",
+            f"event #{h.seq} is dated {(state.last_ts - h.ts) / 1000:.0f} s before the event it follows "
+            f"(at most {MAX_CLOCK_SKEW_MS // 1000} s allowed): the {h.author}'s clock is wrong",
+        )
+
+
 def _check_author_key(state: RoomState, h: Header, kind: str) -> None:
     if h.author == "guest" and kind == "joined":
         if h.key == state.host_key:
@@ -138,31 +172,25 @@ def transition(state: RoomState, h: Header, body: Body) -> RoomState:
             raise _fail("room_closed", "the room is closed; nothing more can be added")
         raise _fail("illegal_event", f"the {h.author} may not send {body.kind} while the room is {state.phase}")
     _check_author_key(state, h, body.kind)
-    new = replace(state, phase=to, seq=h.seq)
+    _check_ts(state, h)
+    new = replace(state, phase=to, seq=h.seq, last_ts=h.ts)
     match body:
         case RoomCreated():
-            return replace(new, spec=body, turn_started_ms=h.ts)
+            return replace(new, spec=body)
         case Joined():
-            return replace(new, guest_key=h.key, guest_label=body.label, turn_started_ms=h.ts)
+            return replace(new, guest_key=h.key, guest_label=body.label)
         case Message():
             return _message(state, new, h, body)
         case ConsultStarted():
-            if h.author in state.consulting:
-                raise _fail("consulting", f"the {h.author} is already consulting its owner")
-            return replace(new, consulting={**state.consulting, h.author: h.ts})
+            return _consult_started(state, new, h.author)
         case ConsultEnded():
             if h.author not in state.consulting:
                 raise _fail("not_consulting", f"the {h.author} has no consultation to end")
-            rest = {r: t for r, t in state.consulting.items() if r != h.author}
-            return replace(new, consulting=rest, turn_started_ms=h.ts)
+            return replace(new, consulting=state.consulting - {h.author})
         case CloseProposed():
             _not_consulting(state, h.author)
             _check_outcome(state, body.outcome, body.digest, state.outcome())
-            return replace(
-                new,
-                pending_close=PendingClose(proposer=h.author, outcome=body.outcome, digest=body.digest),
-                turn_started_ms=h.ts,
-            )
+            return replace(new, pending_close=PendingClose(proposer=h.author, outcome=body.outcome, digest=body.digest))
         case CloseAccepted():
             _not_consulting(state, h.author)
             pending = state.pending_close
@@ -178,8 +206,29 @@ def transition(state: RoomState, h: Header, body: Body) -> RoomState:
             return replace(new, closing_status=status, closing_reason=reason, pending_close=None)
         case RoomClosed():
             _room_closed(state, body)
-            return replace(new, result=body, pending_close=None, consulting={})
+            return replace(new, result=body, pending_close=None, consulting=frozenset())
     raise _fail("illegal_event", f"unknown event body {type(body).__name__}")  # pragma: no cover
+
+
+def _consult_started(state: RoomState, new: RoomState, role: Role) -> RoomState:
+    """Consultations use no turn, so they are what a flood would be made of: bounded per turn and per room."""
+    assert state.spec is not None  # the table allows consult_started only once the room exists
+    if role in state.consulting:
+        raise _fail("consulting", f"the {role} is already consulting its owner")
+    started = state.consults.get(role, 0)
+    if started >= MAX_CONSULTS_PER_TURN:
+        raise _fail(
+            "consult_limit",
+            f"the {role} has consulted its owner {started} times this turn (at most {MAX_CONSULTS_PER_TURN})",
+        )
+    cap = max_events(state.spec.max_turns)
+    if state.events + 2 + _reserved(state) > cap:  # this consultation's two events must fit besides them
+        raise _fail(
+            "event_limit",
+            f"the room holds {state.events} events; at most {cap} are allowed, and the rest are kept "
+            "for the turns left and the close",
+        )
+    return replace(new, consulting=state.consulting | {role}, consults={**state.consults, role: started + 1})
 
 
 def _not_consulting(state: RoomState, role: Role) -> None:
@@ -231,7 +280,7 @@ def _message(state: RoomState, new: RoomState, h: Header, body: Message) -> Room
         proposals={n: s for n, s in proposals.items() if s},
         agreed=agreed,
         pending_close=None,
-        turn_started_ms=h.ts,
+        consults={},
     )
 
 

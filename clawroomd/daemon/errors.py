@@ -85,6 +85,8 @@ _API_CODE = {
     "unknown_field": "unknown_field",
     "consulting": "consulting",
     "too_large": "limit_exceeded",
+    "consult_limit": "limit_exceeded",
+    "event_limit": "limit_exceeded",
 }
 
 

@@ -21,13 +21,13 @@ import trio
 
 from ..core.envelope import open_envelope
 from ..core.errors import LocalProtocolError, RemoteProtocolError
-from ..core.events import Body, Joined
+from ..core.events import Body, Joined, check_label
 from ..core.joinurl import JoinURL
 from ..core.room import GuestRoom
 from ..link import DialFailed, LinkClosed, PeerConnection, dial_peer
 from ..link.connection import close_reason
 from .errors import ApiError, api_error, check_seq, stale_state
-from .live import Ack, LiveRoom, now_ms
+from .live import Ack, LiveRoom, mono_ms, now_ms
 
 if TYPE_CHECKING:
     from .store import OutboxRow
@@ -204,6 +204,10 @@ class GuestSide:
     async def join(self, url: JoinURL, *, label: str, meta: dict[str, Any], timeout: float) -> LiveRoom:
         """Present the invite on a connection of its own (it travels only in handshake message 3), then
         take the room over the shared link: sync from the start, and sign `joined` on top of room_created."""
+        try:
+            check_label(label)  # now, not at `joined`: by then the invite is spent and the join half done
+        except LocalProtocolError as err:
+            raise api_error(err.code, err.message) from None
         existing = self.sup.rooms.get(url.room_id)
         if existing is not None:
             if existing.role != "guest":
@@ -262,7 +266,7 @@ class GuestSide:
         """room_created arrived for a pending join: create the replica, persist it, and sign `joined`."""
         core = GuestRoom(self.sup.identity, room_id=join.url.room_id, host_key=conn.peer_public_key)
         try:
-            event = core.receive(env)
+            event = core.receive(env, now_ms=now_ms())
         except RemoteProtocolError as err:
             link._fail_join(join.url.room_id, ApiError("conflict", f"the host sent a bad first event: {err.message}"))
             return
@@ -324,7 +328,8 @@ class GuestSide:
 
     async def _event(self, live: LiveRoom, env: bytes) -> None:
         core = live.guest
-        event = core.receive(env)  # RemoteProtocolError: the host misbehaved; the link closes and redials
+        # RemoteProtocolError: the host misbehaved; the link closes and redials
+        event = core.receive(env, now_ms=now_ms())
         if event is None:
             return
         self.sup.commit(live, [event])
@@ -397,15 +402,24 @@ class GuestSide:
 
     async def local_deadline(self, live: LiveRoom) -> None:
         """The host decides deadlines, but a host that vanished cannot: past the room deadline plus a
-        grace period we end the room on our side only, saying so."""
+        grace period we end the room on our side only, saying so.
+
+        deadline_ms is on the host's clock, so it is never compared with ours (SPEC §9): the time the host's
+        latest event left, by the host's own reckoning (deadline_ms - its ts), runs on our monotonic clock
+        from when we saw that event (events restored from our store: from now). Clock skew cancels out."""
         spec = live.state.spec
         if spec is None or spec.deadline_ms is None:
             return
+        seen, due = -1, 0
         while not live.closed:
-            delay = (spec.deadline_ms - now_ms()) / 1000 + self.guest_grace_s
+            changed = live.changed  # before reading the log, so no event slips past
+            latest = next(e for e in reversed(live.core.log) if e.header.author == "host")
+            if latest.header.seq != seen:
+                seen = latest.header.seq
+                due = mono_ms() + max(spec.deadline_ms - latest.header.ts, 0) + int(self.guest_grace_s * 1000)
+            delay = (due - mono_ms()) / 1000
             if delay <= 0:
                 break
-            changed = live.changed
             with trio.move_on_after(delay):
                 await changed.wait()
         if live.closed:

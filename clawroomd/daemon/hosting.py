@@ -20,7 +20,7 @@ from ..core.identity import peer_id_for
 from ..core.invites import Invite, InviteRecord, check_invite, matches
 from ..link import LinkClosed, PeerConnection, serve_peers
 from ..link.connection import close_reason
-from .live import LiveRoom, now_ms
+from .live import LiveRoom, mono_ms, now_ms
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -197,7 +197,7 @@ class HostSide:
             raise RemoteProtocolError("malformed", "submit needs `env` (bytes) and `sid` (text)")
         async with live.lock:
             try:
-                sub = live.host.receive(env, now_ms=now_ms(), from_key=conn.peer_public_key)
+                sub = live.host.receive(env, now_ms=now_ms(), mono_ms=mono_ms(), from_key=conn.peer_public_key)
             except RemoteProtocolError as err:
                 log.info("room %s: refused a guest submission: %s (%s)", live.room_id, err.code, err.message)
                 if err.code in FATAL_CODES:
@@ -216,20 +216,21 @@ class HostSide:
     # -- deadlines -------------------------------------------------------------------------------------
 
     async def deadlines(self, live: LiveRoom) -> None:
-        """Close the room with `timeout` when the core says a deadline has passed (the core reads no clock)."""
+        """Close the room with `timeout` when the core says a deadline has passed. The core reads no clock:
+        its deadlines are on our monotonic clock, which we hand it."""
         while not live.closed:
             changed = live.changed
             due = live.host.next_deadline()
             if due is None:
                 await changed.wait()
                 continue
-            delay = (due[0] - now_ms()) / 1000
+            delay = (due[0] - mono_ms()) / 1000
             if delay > 0:
                 with trio.move_on_after(delay):
                     await changed.wait()
                 continue
             async with live.lock:
-                sub = live.host.tick(now_ms())
+                sub = live.host.tick(now_ms=now_ms(), mono_ms=mono_ms())
                 self.sup.commit(live, sub.events)
             if sub.events:
                 log.info("room %s: %s", live.room_id, due[1])

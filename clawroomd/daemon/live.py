@@ -18,7 +18,13 @@ if TYPE_CHECKING:
 
 
 def now_ms() -> int:
+    """The wall clock: what our events' `ts` say. Never used to time a deadline (SPEC §9)."""
     return time.time_ns() // 1_000_000
+
+
+def mono_ms() -> int:
+    """The monotonic clock every deadline runs on (trio's, so it agrees with trio's timeouts)."""
+    return int(trio.current_time() * 1000)
 
 
 @dataclass

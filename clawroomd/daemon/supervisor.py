@@ -25,7 +25,7 @@ from . import agents, api
 from .errors import ApiError, api_error, check_seq
 from .guesting import GuestSide
 from .hosting import HostSide
-from .live import LiveRoom, now_ms
+from .live import LiveRoom, mono_ms, now_ms
 from .views import result_view
 
 if TYPE_CHECKING:
@@ -88,7 +88,9 @@ class Supervisor:
                 continue  # a guest room whose join never got its first event
             try:
                 if row.role == "host":
-                    core: HostRoom | GuestRoom = HostRoom.restore(self.identity, row.room_id, envelopes)
+                    core: HostRoom | GuestRoom = HostRoom.restore(
+                        self.identity, row.room_id, envelopes, now_ms=now_ms(), mono_ms=mono_ms()
+                    )
                 else:
                     assert row.peer_key is not None
                     core = GuestRoom.restore(
@@ -177,7 +179,7 @@ class Supervisor:
         secret = secrets.token_bytes(16)
         record = new_invite(room_id, secret, now, **({"ttl_ms": ttl_ms} if ttl_ms else {}))
         url = JoinURL(room_id=room_id, host_peer_id=self.identity.peer_id, addrs=tuple(advertise), secret=secret)
-        core = HostRoom.create(self.identity, room_id=room_id, spec=spec, now_ms=now)
+        core = HostRoom.create(self.identity, room_id=room_id, spec=spec, now_ms=now, mono_ms=mono_ms())
         live = LiveRoom(room_id=room_id, role="host", core=core, meta={**meta, "join_url": url.format()}, peer_key=None)
         with self.store.transaction():
             self.store.create_room(room_id, "host", live.meta, now)
@@ -213,7 +215,7 @@ class Supervisor:
             async with live.lock:
                 check_seq(expect_seq, live.state.seq)
                 try:
-                    sub: Submission = live.host.send(make_body(), sid=sid, now_ms=now_ms())
+                    sub: Submission = live.host.send(make_body(), sid=sid, now_ms=now_ms(), mono_ms=mono_ms())
                 except LocalProtocolError as err:
                     raise api_error(err.code, err.message) from None
                 if not sub.duplicate:
@@ -242,6 +244,7 @@ class Supervisor:
                         "cancelled",
                         reason=reason or "cancelled by the host's owner",
                         now_ms=now_ms(),
+                        mono_ms=mono_ms(),
                         sid="cancel-" + secrets.token_hex(4),
                     )
                 except LocalProtocolError as err:

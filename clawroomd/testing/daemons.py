@@ -41,7 +41,10 @@ class DaemonProcess:
         port: int | None = None,
         tuning: dict[str, Any] | None = None,
         log_level: str = "info",
+        env: dict[str, str] | None = None,
     ) -> None:
+        """`env`: extra environment for the daemon; a PYTHONPATH there goes in front of clawroomd's own
+        (tests use it to load a sitecustomize that shifts the daemon's wall clock)."""
         self.folder = Path(folder)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
@@ -53,6 +56,7 @@ class DaemonProcess:
         self.config = self.folder / "clawroomd.toml"
         self.config.write_text("[tuning]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in (tuning or {}).items()))
         self.log_level = log_level
+        self.extra_env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
 
     def launch(self) -> None:
@@ -75,6 +79,8 @@ class DaemonProcess:
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "CLAWROOM_SOCKET")}
         src = str(Path(clawroomd.__file__).resolve().parent.parent)  # works from a checkout, installed or not
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        for key, value in self.extra_env.items():
+            env[key] = value + os.pathsep + env[key] if key == "PYTHONPATH" else value
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
 

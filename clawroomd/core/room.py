@@ -76,6 +76,22 @@ class _Replica:
             event = open_envelope(data, verify=verify)
             self._append(event, transition(self.state, event.header, event.body))
 
+    def rollback(self, seq: int) -> tuple[SignedEvent, ...]:
+        """Forget every event after `seq` (the daemon could not store them) and return them.
+
+        The room becomes what replaying the kept events gives: exactly the room a restart would rebuild
+        from the store, whatever the forgotten events changed (phase, turns, proposals, sid index).
+        Costs one replay of the kept events, without signature checks: a failure path only."""
+        if seq >= self.state.seq:
+            return ()
+        dropped = tuple(self.log[max(seq + 1, 0) :])
+        kept = [e.envelope for e in self.log[: max(seq + 1, 0)]]
+        self.state = RoomState(room_id=self.state.room_id, host_key=self.state.host_key)
+        self.log = []
+        self._by_sid = {}
+        self.replay(kept)
+        return dropped
+
 
 class HostRoom(_Replica):
     """Authoritative: validates, sequences, signs its own events and appends the guest's."""

@@ -38,7 +38,12 @@ ERROR_CODES: dict[str, int] = {
     "conflict": 1014,
     "permission_denied": 1015,
     "too_slow": 1016,
+    "storage_failed": 1017,
 }
+
+# WebSocket close code a daemon sends when it drops a peer link because it could not save what the link
+# carried (disk full, I/O error): the standard 1011 "unexpected condition". The peer redials with backoff.
+CLOSE_STORAGE = 1011
 
 # The JSON-RPC integer per code, for the rare error that must use a protocol integer with a more
 # specific string (an oversized request line is an invalid request whose data.error is limit_exceeded).
@@ -85,6 +90,16 @@ _API_CODE = {
     "consulting": "consulting",
     "too_large": "limit_exceeded",
 }
+
+
+def storage_failed(reason: str) -> ApiError:
+    """A write the disk refused (full, I/O error), as the local API reports it: nothing was changed."""
+    return ApiError(
+        "storage_failed",
+        f"the daemon could not save this change ({reason}); nothing was changed or sent. "
+        "Free some space (or fix the disk) and retry: the daemon recovers by itself",
+        {"reason": reason},
+    )
 
 
 def api_error(protocol_code: str, message: str) -> ApiError:

@@ -25,8 +25,9 @@ from ..core.joinurl import JoinURL
 from ..core.room import GuestRoom
 from ..link import DialFailed, LinkClosed, PeerConnection, dial_peer
 from ..link.connection import close_reason
-from .errors import ApiError, api_error
+from .errors import CLOSE_STORAGE, ApiError, api_error, storage_failed
 from .live import Ack, LiveRoom, now_ms
+from .store import StorageFailed
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -89,7 +90,9 @@ class HostLink:
             except (LinkClosed, DialFailed, RemoteProtocolError, OSError) as exc:
                 if came_up:
                     log.info("link to %s lost: %s", self.peer_id[:15], exc)
-                    return True
+                    # A side whose disk fails would fail again at once: back off (a recovery of our
+                    # own store wakes the link early).
+                    return not (isinstance(exc, LinkClosed) and exc.error_code == "storage_failed")
                 last_error = exc
             finally:
                 self._disconnected()
@@ -112,6 +115,12 @@ class HostLink:
             log.warning("link to %s: host violated the protocol: %s (%s)", self.peer_id[:15], err.code, err.message)
             await conn.aclose(err.close_code, close_reason(err.code, err.message))
             raise
+        except StorageFailed as err:
+            # We could not save an event the host sent (the core is rolled back, nothing acknowledged):
+            # drop the link, so that after redialling the host resends everything after our last seq.
+            reason = close_reason("storage_failed", f"the guest could not save an event ({err.reason})")
+            await conn.aclose(CLOSE_STORAGE, reason)
+            raise LinkClosed(CLOSE_STORAGE, reason, by_peer=False) from None
 
     async def _resume(self, conn: PeerConnection, live: LiveRoom) -> None:
         live.link_up = True
@@ -252,11 +261,15 @@ class GuestSide:
             room_id=join.url.room_id, role="guest", core=core, meta=join.meta, peer_key=conn.peer_public_key
         )
         live.link_up = True
-        with self.sup.store.transaction():
-            self.sup.store.create_room(
-                live.room_id, "guest", live.meta, now_ms(), peer_key=conn.peer_public_key, phase="new"
-            )
-            self.sup.commit(live, [event])
+        try:
+            with self.sup.store.transaction():
+                self.sup.store.create_room(
+                    live.room_id, "guest", live.meta, now_ms(), peer_key=conn.peer_public_key, phase="new"
+                )
+                self.sup.commit(live, [event])
+        except StorageFailed as err:  # nothing was kept; the new core is dropped
+            link._fail_join(join.url.room_id, storage_failed(err.reason))
+            return
         self.sup.rooms[live.room_id] = live
         link.rooms[live.room_id] = live
         join.live = live

@@ -60,7 +60,7 @@ def test_a_full_database_refuses_the_whole_transaction_and_works_again(tmp_path:
 
 def test_a_full_disk_at_commit_and_at_the_transcript(tmp_path: Path) -> None:
     state = tmp_path / "st"
-    with tmpfs(state, 1024):
+    with tmpfs(state, 4096):
         s = Store(state)
         try:
             s.create_room(ROOM, "host", {}, 1)

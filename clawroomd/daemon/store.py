@@ -44,6 +44,7 @@ import logging
 import os
 import re
 import sqlite3
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ DB_NAME = "clawroomd.db"
 TRANSCRIPT = "transcript.jsonl"
 OPEN_TRANSCRIPTS = 64  # transcript files kept open for appending (most recently written rooms)
 BACKSTOP_CHECKPOINT_PAGES = 10_000  # SQLite's own checkpoint, once checkpoints are deferred (default 1000)
+LOG_EVERY_S = 60.0  # at most one "storage failing" (and one "works again") line per area this often
+RECOVERY_FREE_BYTES = 1 << 20  # after "disk full", free space that counts as space having returned
 
 _ROOM_ID_RE = re.compile(r"^cr_[0-9a-f]{1,64}$")
 _FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -308,6 +311,7 @@ class Store:
         self._transcripts: OrderedDict[str, int] = OrderedDict()
         self._stale: set[str] = set()  # rooms whose transcript.jsonl lacks committed lines
         self._problems: dict[str, str] = {}  # failing area -> reason (see health)
+        self._logged: dict[tuple[str, str], float] = {}  # (area, "failing" | "ok") -> when last logged
         try:
             self._check_ours(with_transcripts)
             for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
@@ -420,23 +424,43 @@ class Store:
 
     def _failed(self, area: str, exc: BaseException, consequence: str) -> str:
         reason = describe(exc)
-        if area not in self._problems:  # once per episode: a full disk must not fill the log too
+        if area not in self._problems and self._may_log(area, "failing"):
             log.error("storage failing in %s: %s (%s); %s", self.state_dir, reason, area, consequence)
         self._problems[area] = reason
         return reason
 
     def _ok(self, area: str) -> None:
-        if self._problems.pop(area, None) is not None:
+        if self._problems.pop(area, None) is not None and self._may_log(area, "ok"):
             log.warning("storage works again in %s (%s)", self.state_dir, area)
 
+    def _may_log(self, area: str, what: str) -> bool:
+        # A nearly full disk flaps (a small write fits, the next big one does not): at most one line per
+        # area and direction per LOG_EVERY_S, so that the log says what happens without filling up too.
+        now = time.monotonic()
+        if now - self._logged.get((area, what), -LOG_EVERY_S) < LOG_EVERY_S:
+            return False
+        self._logged[area, what] = now
+        return True
+
+    def _space_returned(self) -> bool:
+        """False while the disk is known full and still has less than RECOVERY_FREE_BYTES free: a write
+        that fits in space SQLite or a failed attempt just freed would say "works" too early."""
+        if "disk full" not in self._problems.values():
+            return True
+        try:
+            st = os.statvfs(self.state_dir)
+        except OSError:
+            return True
+        return st.f_bavail * st.f_frsize >= RECOVERY_FREE_BYTES
+
     def recover(self) -> bool:
-        """While something is failing: retry it (a probe write, the checkpoint, stale transcripts).
-        Returns ``healthy``. Cheap when healthy (nothing to do)."""
+        """While something is failing: retry it (a probe write, stale transcripts; the caller runs
+        ``checkpoint`` in a thread). Returns ``healthy``. Does nothing when healthy."""
+        if not self._problems or not self._space_returned():
+            return self.healthy
         if "database" in self._problems:
             with contextlib.suppress(StorageFailed), self._tx():
                 self._db.execute("UPDATE schema_version SET version = version")  # a real write
-        if "checkpoint" in self._problems:
-            self.checkpoint()
         for room_id in list(self._stale):
             self._rewrite_transcript(room_id)
         return self.healthy

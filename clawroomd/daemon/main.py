@@ -135,14 +135,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANNOT_START
     try:
         try:
-            identity = load_or_create_identity(config.identity_key_path)
-            static_key = load_or_create_secret(config.noise_key_path)
-            # repair=False: the supervisor repairs transcripts once it has verified each room's chain
+            # The store first: a database it refuses leaves no new key files behind either.
+            # repair=False: the supervisor repairs transcripts once it has verified each room's chain.
             store = Store(config.state_dir, durability=config.durability, repair=False)
         except startup_errors as e:
             log.error("cannot start: %s", e)
             return EXIT_CANNOT_START
         try:
+            try:
+                identity = load_or_create_identity(config.identity_key_path)
+                static_key = load_or_create_secret(config.noise_key_path)
+            except startup_errors as e:
+                log.error("cannot start: %s", e)
+                return EXIT_CANNOT_START
             return _run(config, store, identity, static_key, startup_errors)
         finally:
             store.close()

@@ -370,7 +370,8 @@ class Store:
         if tables and "schema_version" not in tables:
             raise DatabaseDamaged(
                 f"{self.db_path} is not a clawroomd database (it holds other tables: "
-                f"{', '.join(sorted(tables)[:5])}); use another --state-dir. Nothing was changed"
+                f"{', '.join(sorted(tables)[:5])}); restore {DB_NAME} from a backup, or use another --state-dir. "
+                "Nothing was changed"
             )
         if with_transcripts:
             known = {r[0] for r in self._db.execute("SELECT room_id FROM rooms")} if "rooms" in tables else set()

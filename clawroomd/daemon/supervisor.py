@@ -111,7 +111,7 @@ class Supervisor:
             try:
                 core = self._verified_core(row.room_id, row.role, row.peer_key)
             except (LocalProtocolError, sqlite3.DatabaseError) as err:
-                reason = getattr(err, "message", None) or str(err)
+                reason = f"{err.code}: {err.message}" if isinstance(err, LocalProtocolError) else str(err)
                 self.damaged[row.room_id] = reason
                 log.error(
                     "room %s failed verification and is not served (its files are left as they are): %s",

@@ -85,7 +85,7 @@ def run_daemon(state: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("damage", ["garbage", "zeroed", "deleted", "emptied", "foreign"])
+@pytest.mark.parametrize("damage", ["garbage", "zeroed", "interior page", "deleted", "emptied", "foreign"])
 def test_damaged_or_missing_database_exits_4_with_one_line_and_changes_nothing(tmp_path: Path, damage: str) -> None:
     state = tmp_path / "state"
     build_state(state, (GOOD,))
@@ -95,6 +95,10 @@ def test_damaged_or_missing_database_exits_4_with_one_line_and_changes_nothing(t
             db.write_bytes(os.urandom(db.stat().st_size))
         case "zeroed":
             db.write_bytes(bytes(db.stat().st_size))
+        case "interior page":  # the header is fine: only SQLite's own check finds it
+            data = bytearray(db.read_bytes())
+            data[2 * 4096 : 3 * 4096] = os.urandom(4096)
+            db.write_bytes(bytes(data))
         case "deleted":
             db.unlink()
         case "emptied":
@@ -111,7 +115,9 @@ def test_damaged_or_missing_database_exits_4_with_one_line_and_changes_nothing(t
     assert out.returncode == EXIT_CANNOT_START, out.stderr
     errors = [line for line in out.stderr.splitlines() if "ERROR" in line or "CRITICAL" in line]
     assert len(errors) == 1 and "cannot start" in errors[0] and "Traceback" not in out.stderr, out.stderr
-    expected = "has no record of" if damage in ("deleted", "emptied") else "not a clawroomd database"
+    expected = {"deleted": "has no record of", "emptied": "has no record of", "interior page": "is damaged"}.get(
+        damage, "not a clawroomd database"
+    )
     assert expected in errors[0] and "restore" in errors[0] + out.stderr
     after = files(state)
     after.pop("clawroomd.lock")  # rewritten with the pid: the one file a start may touch

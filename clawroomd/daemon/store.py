@@ -312,6 +312,7 @@ class Store:
         self._stale: set[str] = set()  # rooms whose transcript.jsonl lacks committed lines
         self._problems: dict[str, str] = {}  # failing area -> reason (see health)
         self._logged: dict[tuple[str, str], float] = {}  # (area, "failing" | "ok") -> when last logged
+        self._opening = True  # a failure while opening is reported by the constructor's one exception
         try:
             self._check_ours(with_transcripts)
             for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
@@ -325,18 +326,25 @@ class Store:
             self._db.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
+            problem = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]  # ~5 ms for 8 MB
+            if problem != "ok":
+                raise DatabaseDamaged(
+                    f"{self.db_path} is damaged (SQLite's quick_check: {' '.join(problem.split())}); restore it "
+                    f"(with its -wal file) from a backup. Nothing was changed"
+                )
             if repair:
                 self.repair_transcripts()
         except BaseException as exc:
             self._db.close()
             if isinstance(exc, StorageFailed):
-                raise StoreError(f"cannot open the database {self.db_path}: {exc.reason}") from None
-            if isinstance(exc, sqlite3.Error):
+                exc = exc.__cause__ if isinstance(exc.__cause__, sqlite3.Error) else exc
+            if isinstance(exc, sqlite3.Error | StorageFailed):
                 raise self._open_error(exc) from None
             raise
+        self._opening = False
 
-    def _open_error(self, exc: sqlite3.Error) -> StoreError:
-        reason = describe(exc)
+    def _open_error(self, exc: sqlite3.Error | StorageFailed) -> StoreError:
+        reason = exc.reason if isinstance(exc, StorageFailed) else describe(exc)
         if reason in ("not a database", "database damaged"):
             return DatabaseDamaged(
                 f"{self.db_path} is damaged or is not a clawroomd database ({exc}); restore it (with its "
@@ -425,7 +433,7 @@ class Store:
 
     def _failed(self, area: str, exc: BaseException, consequence: str) -> str:
         reason = describe(exc)
-        if area not in self._problems and self._may_log(area, "failing"):
+        if area not in self._problems and not self._opening and self._may_log(area, "failing"):
             log.error("storage failing in %s: %s (%s); %s", self.state_dir, reason, area, consequence)
         self._problems[area] = reason
         return reason

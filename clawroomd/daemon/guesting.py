@@ -378,13 +378,21 @@ class GuestSide:
                 await changed.wait()
         if live.closed:
             return
-        live.local_result = {
+        result = {
             "status": "timeout",
             "local": True,
             "outcomes": dict(live.state.agreed),
             "reason": "the host stayed unreachable past the room's deadline; "
             "this result is ours alone, not signed by the host",
         }
-        self.sup.store.update_room(live.room_id, phase="closed", result=live.local_result, now_ms=now_ms())
+        while True:  # saved before it is shown: a result the disk refused is retried, not half-applied
+            try:
+                self.sup.store.update_room(live.room_id, phase="closed", result=result, now_ms=now_ms())
+                break
+            except StorageFailed:
+                await trio.sleep(1.0)
+                if live.closed:
+                    return
+        live.local_result = result
         live.bump()
         log.warning("room %s: host unreachable past the deadline; ended locally", live.room_id)

@@ -402,11 +402,11 @@ class Store:
         inline, fsyncs included: ~4 ms on that commit, every few hundred events."""
         self._db.execute(f"PRAGMA wal_autocheckpoint = {int(backstop_pages)}")
 
-    def checkpoint(self) -> bool:
+    def checkpoint(self) -> sqlite3.Error | None:
         """Copy committed WAL content into the database file (PASSIVE: never waits for or blocks a
-        writer). Thread-safe: it uses its own short-lived connection. Durability does not depend on it:
-        a committed transaction is already in the WAL; a failure (a full disk cannot grow the database
-        file) is reported once through `health` and the backstop remains. True if it worked."""
+        writer). Thread-safe: it uses its own short-lived connection and touches nothing shared. Durability
+        does not depend on it: a committed transaction is already in the WAL. Returns the error if it
+        failed (a full disk cannot grow the database file); pass it to ``note_checkpoint``."""
         try:
             db = sqlite3.connect(self.db_path, isolation_level=None)
             try:
@@ -414,10 +414,16 @@ class Store:
             finally:
                 db.close()
         except sqlite3.Error as e:
-            self._failed("checkpoint", e, "the WAL is not copied into the database file (retried)")
-            return False
-        self._ok("checkpoint")
-        return True
+            return e
+        return None
+
+    def note_checkpoint(self, error: sqlite3.Error | None) -> None:
+        """Record a ``checkpoint`` outcome in `health` (from the store's own thread). A failure is retried
+        by the caller; SQLite's backstop checkpoint remains."""
+        if error is None:
+            self._ok("checkpoint")
+        else:
+            self._failed("checkpoint", error, "the WAL is not copied into the database file (retried)")
 
     # -- health
     @property

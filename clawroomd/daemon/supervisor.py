@@ -101,7 +101,7 @@ class Supervisor:
             failing = not self.store.healthy
             if self.store.commits != done or failing:
                 done = self.store.commits
-                await trio.to_thread.run_sync(self.store.checkpoint)
+                self.store.note_checkpoint(await trio.to_thread.run_sync(self.store.checkpoint))
             if failing and self.store.recover():
                 for link in self.guest_side.links.values():
                     link.wake.set()

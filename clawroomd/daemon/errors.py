@@ -92,16 +92,6 @@ _API_CODE = {
 }
 
 
-def storage_failed(reason: str) -> ApiError:
-    """A write the disk refused (full, I/O error), as the local API reports it: nothing was changed."""
-    return ApiError(
-        "storage_failed",
-        f"the daemon could not save this change ({reason}); nothing was changed or sent. "
-        "Free some space (or fix the disk) and retry: the daemon recovers by itself",
-        {"reason": reason},
-    )
-
-
 def api_error(protocol_code: str, message: str) -> ApiError:
     """A core refusal, ours or the host's, as the local API's stable code (SPEC.md §15.7)."""
     code = _API_CODE.get(

@@ -25,7 +25,7 @@ from ..core.joinurl import JoinURL
 from ..core.room import GuestRoom
 from ..link import DialFailed, LinkClosed, PeerConnection, dial_peer
 from ..link.connection import close_reason
-from .errors import CLOSE_STORAGE, ApiError, api_error, storage_failed
+from .errors import CLOSE_STORAGE, ApiError, api_error
 from .live import Ack, LiveRoom, now_ms
 from .store import StorageFailed
 
@@ -268,7 +268,7 @@ class GuestSide:
                 )
                 self.sup.commit(live, [event])
         except StorageFailed as err:  # nothing was kept; the new core is dropped
-            link._fail_join(join.url.room_id, storage_failed(err.reason))
+            link._fail_join(join.url.room_id, err)  # StorageFailed is the API's storage_failed
             return
         self.sup.rooms[live.room_id] = live
         link.rooms[live.room_id] = live

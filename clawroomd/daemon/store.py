@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..private_files import UnsafeFolder, atomic_write, ensure_private_dir
+from .errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +99,21 @@ class SchemaTooNew(StoreError):
     """The database was written by a newer clawroomd."""
 
 
-class StorageFailed(StoreError):
+class StorageFailed(StoreError, ApiError):
     """The disk refused a write (full, I/O error, read-only). The transaction was rolled back: the
-    database holds exactly what it held before. `reason` is short ("disk full")."""
+    database holds exactly what it held before. `reason` is short ("disk full").
+
+    It is also the local API's `storage_failed` refusal, so that it reaches a client (or an agent
+    runner) as that, wherever in a method the write happened, without each caller translating it."""
 
     def __init__(self, reason: str, where: Path) -> None:
-        super().__init__(f"could not write to {where}: {reason}")
+        ApiError.__init__(
+            self,
+            "storage_failed",
+            f"the daemon could not save this change ({reason} in {where.parent}); nothing was changed or "
+            "sent. Free some space (or fix the disk) and retry: the daemon recovers by itself",
+            {"reason": reason},
+        )
         self.reason = reason
 
 

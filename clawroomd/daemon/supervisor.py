@@ -3,9 +3,9 @@
 Host rooms run the authoritative core (`hosting.py` serves the guest's link), guest rooms the replica
 (`guesting.py` keeps one redialling link per host daemon). Everything that changes a room goes through
 `commit`, which writes the event to SQLite before anyone (agent, watcher or peer) hears of it; if the
-write fails (disk full, I/O error) the core is rolled back to what the database holds, and the caller
-gets `storage_failed`. Nothing unsaved is ever seen: the core's append and `commit` run with nothing
-awaited between them.
+write fails (disk full, I/O error) the core is rolled back to what the database holds, and StorageFailed
+(the API's `storage_failed`) goes to the caller. Nothing unsaved is ever seen: the core's append and
+`commit` run with nothing awaited between them.
 
 On start, `_restore` rebuilds every room from the store and verifies it: every hash link, the stored
 hashes, and the head event's signature (which, through the links, covers the whole chain). A room that
@@ -14,11 +14,10 @@ fails is not served (it is listed in `damaged`, and its files are left untouched
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -32,7 +31,7 @@ from ..core.joinurl import JoinURL
 from ..core.room import GuestRoom, HostRoom, Submission
 from ..core.rules import outcome_digest
 from . import agents, api
-from .errors import ApiError, api_error, storage_failed
+from .errors import ApiError, api_error
 from .guesting import GuestSide
 from .hosting import HostSide
 from .live import LiveRoom, now_ms
@@ -48,14 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("clawroomd.rooms")
 
 CHECKPOINT_INTERVAL = 0.5  # seconds between WAL checkpoints in a worker thread (when something was committed)
-
-
-@contextlib.contextmanager
-def storage_errors() -> Iterator[None]:
-    try:
-        yield
-    except StorageFailed as err:
-        raise storage_failed(err.reason) from None
 
 
 class Supervisor:
@@ -176,8 +167,7 @@ class Supervisor:
             self.nursery.start_soon(agents.run_agent_loop, self, live)
 
     async def handle(self, method: str, params: dict[str, Any], session: Session) -> Any:
-        with storage_errors():  # any write a method makes: its refusal, not `internal`
-            return await self.api.handle(method, params, session)
+        return await self.api.handle(method, params, session)
 
     # -- the one way events enter the store --------------------------------------------------------
 
@@ -259,7 +249,7 @@ class Supervisor:
         url = JoinURL(room_id=room_id, host_peer_id=self.identity.peer_id, addrs=tuple(advertise), secret=secret)
         core = HostRoom.create(self.identity, room_id=room_id, spec=spec, now_ms=now)
         live = LiveRoom(room_id=room_id, role="host", core=core, meta={**meta, "join_url": url.format()}, peer_key=None)
-        with storage_errors(), self.store.transaction():  # on failure the new core is simply dropped
+        with self.store.transaction():
             self.store.create_room(room_id, "host", live.meta, now)
             self.store.put_invite(room_id, record.secret_sha256, record.expires_ms)
             self.commit(live, core.log)
@@ -271,12 +261,7 @@ class Supervisor:
     async def submit(self, live: LiveRoom, make_body: Callable[[], Body], *, sid: str | None = None) -> dict[str, Any]:
         """Our side's event: validated, signed, sequenced by the host, committed. Returns the event JSON
         (or, for a guest whose host is unreachable, `queued`). `make_body` is called under the room lock,
-        again on a retry, so a body that depends on the state (a countersignature, an accept) is current.
-        A failed write raises ApiError `storage_failed` (the room unchanged)."""
-        with storage_errors():
-            return await self._submit(live, make_body, sid)
-
-    async def _submit(self, live: LiveRoom, make_body: Callable[[], Body], sid: str | None) -> dict[str, Any]:
+        again on a retry, so a body that depends on the state (a countersignature, an accept) is current."""
         sid = sid or "l-" + secrets.token_hex(8)
         if (done := live.core.original(sid)) is not None:
             return {"event": done.to_json(), "duplicate": True}
@@ -316,7 +301,6 @@ class Supervisor:
                     )
                 except LocalProtocolError as err:
                     raise api_error(err.code, err.message) from None
-                with storage_errors():
-                    self.commit(live, sub.events)
+                self.commit(live, sub.events)
             return {"event": sub.events[-1].to_json()}
         return await self.submit(live, lambda: ErrorEvent(code="cancelled", message=reason[:500]))

@@ -7,19 +7,18 @@ Created on first use from ``os.urandom``: the bytes go to a private temp file (O
 folder, are fsynced, then hard-linked to the final name, which fails if the name exists -- so a key
 file is never seen half-written and two racing starts end up with the same key. On load the file must
 be a regular file owned by us, not accessible by group or others, and exactly 32 bytes; otherwise
-KeyFileError explains what to fix. The folder must be ours and not writable by group or others
-(a new folder is created 0700).
+KeyFileError explains what to fix. The folder follows `clawroomd.private_files`: created 0700, or an
+existing one that is ours with no group or other access (never chmod-ed by us).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from clawroomd.core.identity import Identity
+from clawroomd.private_files import UnsafeFolder, atomic_write, ensure_private_dir
 
 KEY_SIZE = 32
 
@@ -29,38 +28,14 @@ class KeyFileError(Exception):
 
 
 def _check_folder(folder: Path) -> None:
-    if not folder.exists():
-        folder.mkdir(mode=0o700, parents=True)
-        os.chmod(folder, 0o700)
-        return
-    st = folder.stat()
-    if not stat.S_ISDIR(st.st_mode):
-        raise KeyFileError(f"{folder} is not a folder")
-    if st.st_uid != os.getuid():
-        raise KeyFileError(f"refusing to keep keys in {folder}: it belongs to uid {st.st_uid}, not to us")
-    if st.st_mode & 0o022:
-        raise KeyFileError(
-            f"refusing to keep keys in {folder}: other users can write to it (mode "
-            f"{stat.S_IMODE(st.st_mode):04o}); run `chmod 700 {folder}`"
-        )
+    try:
+        ensure_private_dir(folder, what="the key folder")
+    except UnsafeFolder as e:
+        raise KeyFileError(str(e)) from None
 
 
 def _create(path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # O_EXCL, 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(os.urandom(KEY_SIZE))
-            f.flush()
-            os.fsync(f.fileno())
-        with contextlib.suppress(FileExistsError):  # someone else created it first: use theirs
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomic_write(path, os.urandom(KEY_SIZE), replace=False)  # someone else created it first: use theirs
 
 
 def _load(path: Path) -> bytes:

@@ -67,6 +67,6 @@ def test_refuses_symlink_and_writable_folder(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, 0o777)
-    with pytest.raises(KeyFileError, match="other users can write"):
+    with pytest.raises(KeyFileError, match="other users have access"):
         load_or_create_secret(shared / "noise.key")
     assert not (shared / "noise.key").exists()

@@ -186,3 +186,21 @@ def test_the_room_deadline_is_read_against_the_host_wall_clock_once():
     p.now += 3_600_000  # a later wall-clock jump does not move it: it lives on the monotonic timeline now
     p.join()
     assert p.host.next_deadline() is not None and p.host.next_deadline()[0] == created_mono + 60_000
+
+
+def test_rolling_back_an_unsaved_timeout_close_keeps_the_deadline():
+    # The daemon could not store the timeout close (disk full): after the rollback the deadline must still
+    # be due, so the next tick closes the room again, instead of the room losing its timers with the close.
+    p = Pair(turn_timeout_ms=TURN).join()
+    p.host_send(Message(text="your move"))
+    due = p.host.next_deadline()
+    assert due is not None
+    p.advance(TURN)
+    before = p.host.state.seq
+    assert [e.kind for e in p.tick().events] == ["room_closed"]
+    assert p.host.next_deadline() is None
+    dropped = p.host.rollback(before)
+    assert [e.kind for e in dropped] == ["room_closed"]
+    assert p.host.state.phase == "active"
+    assert p.host.next_deadline() == due
+    assert [e.kind for e in p.tick().events] == ["room_closed"]

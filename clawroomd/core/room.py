@@ -92,6 +92,25 @@ class _Replica:
             event = open_envelope(data, verify=verify)
             self._append(event, transition(self.state, event.header, event.body))
 
+    def rollback(self, seq: int) -> tuple[SignedEvent, ...]:
+        """Forget every event after `seq` (the daemon could not store them) and return them.
+
+        The room becomes what replaying the kept events gives: exactly the room a restart would rebuild
+        from the store, whatever the forgotten events changed (phase, turns, proposals, sid index).
+        Costs one replay of the kept events, without signature checks: a failure path only."""
+        if seq >= self.state.seq:
+            return ()
+        dropped = tuple(self.log[max(seq + 1, 0) :])
+        kept = [e.envelope for e in self.log[: max(seq + 1, 0)]]
+        self.state = RoomState(room_id=self.state.room_id, host_key=self.state.host_key)
+        self.log = []
+        self._by_sid = {}
+        self.replay(kept)
+        return dropped
+
+
+TIMER_MARKS = 8  # appends whose prior timers HostRoom keeps for a rollback
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Timers:
@@ -129,6 +148,10 @@ class HostRoom(_Replica):
     def __init__(self, identity: Identity, state: RoomState) -> None:
         super().__init__(identity, state)
         self.timers = Timers()
+        # The timers as they were before each of the last few appends, so that `rollback` (a commit the
+        # daemon could not save) restores them too: a dropped close must not leave the room without its
+        # deadlines. One commit holds at most an event and its follow-up close, so a few marks suffice.
+        self._timers_before: dict[int, Timers] = {}
 
     @classmethod
     def create(
@@ -163,6 +186,8 @@ class HostRoom(_Replica):
         SPEC §9 lists them), the consultation's on consult_started."""
         self._append(event, new_state)
         t, author = self.timers, event.header.author
+        self._timers_before[event.header.seq] = t
+        self._timers_before.pop(event.header.seq - TIMER_MARKS, None)
         match event.body:
             case ConsultStarted():
                 t = replace(t, consulting_since={**t.consulting_since, author: mono_ms})
@@ -177,6 +202,14 @@ class HostRoom(_Replica):
                 t = Timers()
         self.timers = t
         return event
+
+    def rollback(self, seq: int) -> tuple[SignedEvent, ...]:
+        restored = self._timers_before.get(seq + 1)
+        dropped = super().rollback(seq)
+        if dropped:
+            assert restored is not None, "rolled back further than one commit"
+            self.timers = restored
+        return dropped
 
     def send(self, body: Body, *, sid: str, now_ms: int, mono_ms: int) -> Submission:
         """Our own (host) event; raises LocalProtocolError if the protocol forbids it now. `now_ms` (wall

@@ -100,6 +100,8 @@ class Api:
             "socket": str(self.sup.config.socket_path),
             "rooms": len(self.sup.rooms),
             "open_rooms": sum(1 for r in self.sup.rooms.values() if not r.closed),
+            "storage": self.sup.store.health,
+            "damaged_rooms": sorted(self.sup.damaged),
         }
 
     def _advertise(self, params: dict[str, Any]) -> list[tuple[str, int]]:

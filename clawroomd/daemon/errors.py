@@ -39,7 +39,12 @@ ERROR_CODES: dict[str, int] = {
     "permission_denied": 1015,
     "too_slow": 1016,
     "stale_state": 1017,
+    "storage_failed": 1018,
 }
+
+# WebSocket close code a daemon sends when it drops a peer link because it could not save what the link
+# carried (disk full, I/O error): the standard 1011 "unexpected condition". The peer redials with backoff.
+CLOSE_STORAGE = 1011
 
 # The JSON-RPC integer per code, for the rare error that must use a protocol integer with a more
 # specific string (an oversized request line is an invalid request whose data.error is limit_exceeded).

@@ -26,8 +26,9 @@ from ..core.joinurl import JoinURL
 from ..core.room import GuestRoom
 from ..link import DialFailed, LinkClosed, PeerConnection, dial_peer
 from ..link.connection import close_reason
-from .errors import ApiError, api_error, check_seq, stale_state
+from .errors import CLOSE_STORAGE, ApiError, api_error, check_seq, stale_state
 from .live import Ack, LiveRoom, mono_ms, now_ms
+from .store import StorageFailed
 
 if TYPE_CHECKING:
     from .store import OutboxRow
@@ -91,7 +92,9 @@ class HostLink:
             except (LinkClosed, DialFailed, RemoteProtocolError, OSError) as exc:
                 if came_up:
                     log.info("link to %s lost: %s", self.peer_id[:15], exc)
-                    return True
+                    # A side whose disk fails would fail again at once: back off (a recovery of our
+                    # own store wakes the link early).
+                    return not (isinstance(exc, LinkClosed) and exc.error_code == "storage_failed")
                 last_error = exc
             finally:
                 self._disconnected()
@@ -114,6 +117,12 @@ class HostLink:
             log.warning("link to %s: host violated the protocol: %s (%s)", self.peer_id[:15], err.code, err.message)
             await conn.aclose(err.close_code, close_reason(err.code, err.message))
             raise
+        except StorageFailed as err:
+            # We could not save an event the host sent (the core is rolled back, nothing acknowledged):
+            # drop the link, so that after redialling the host resends everything after our last seq.
+            reason = close_reason("storage_failed", f"the guest could not save an event ({err.reason})")
+            await conn.aclose(CLOSE_STORAGE, reason)
+            raise LinkClosed(CLOSE_STORAGE, reason, by_peer=False) from None
 
     async def _resume(self, conn: PeerConnection, live: LiveRoom) -> None:
         """Re-sync the room and resubmit the outbox. A queued move is bound to the head it was signed on
@@ -275,11 +284,15 @@ class GuestSide:
             room_id=join.url.room_id, role="guest", core=core, meta=join.meta, peer_key=conn.peer_public_key
         )
         live.link_up = True
-        with self.sup.store.transaction():
-            self.sup.store.create_room(
-                live.room_id, "guest", live.meta, now_ms(), peer_key=conn.peer_public_key, phase="new"
-            )
-            self.sup.commit(live, [event])
+        try:
+            with self.sup.store.transaction():
+                self.sup.store.create_room(
+                    live.room_id, "guest", live.meta, now_ms(), peer_key=conn.peer_public_key, phase="new"
+                )
+                self.sup.commit(live, [event])
+        except StorageFailed as err:  # nothing was kept; the new core is dropped
+            link._fail_join(join.url.room_id, err)  # StorageFailed is the API's storage_failed
+            return
         self.sup.rooms[live.room_id] = live
         link.rooms[live.room_id] = live
         join.live = live
@@ -424,13 +437,21 @@ class GuestSide:
                 await changed.wait()
         if live.closed:
             return
-        live.local_result = {
+        result = {
             "status": "timeout",
             "local": True,
             "outcomes": dict(live.state.agreed),
             "reason": "the host stayed unreachable past the room's deadline; "
             "this result is ours alone, not signed by the host",
         }
-        self.sup.store.update_room(live.room_id, phase="closed", result=live.local_result, now_ms=now_ms())
+        while True:  # saved before it is shown: a result the disk refused is retried, not half-applied
+            try:
+                self.sup.store.update_room(live.room_id, phase="closed", result=result, now_ms=now_ms())
+                break
+            except StorageFailed:
+                await trio.sleep(1.0)
+                if live.closed:
+                    return
+        live.local_result = result
         live.bump()
         log.warning("room %s: host unreachable past the deadline; ended locally", live.room_id)

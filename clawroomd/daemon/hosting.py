@@ -20,7 +20,9 @@ from ..core.identity import peer_id_for
 from ..core.invites import Invite, InviteRecord, check_invite, matches
 from ..link import LinkClosed, PeerConnection, serve_peers
 from ..link.connection import close_reason
+from .errors import CLOSE_STORAGE
 from .live import LiveRoom, mono_ms, now_ms
+from .store import StorageFailed
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -30,6 +32,7 @@ log = logging.getLogger("clawroomd.host")
 # A guest submission refused for one of these is an attack or a broken peer: close the connection.
 # Anything else (a race on the turn, a stale head) is answered with a `reject` frame and the link stays.
 FATAL_CODES = frozenset({"bad_signature", "wrong_author", "malformed", "too_large", "unsupported_version"})
+STORAGE_RETRY_S = 1.0  # a deadline whose close could not be saved is retried this often
 
 
 class GuestFeed:
@@ -103,10 +106,15 @@ class HostSide:
             live.peer_key = peer_key
             return  # the same guest retrying a join whose answer it lost
         check_invite(record, invite, now)
-        with store.transaction():
-            if not store.consume_invite(invite.room_id, peer_key, now):
-                raise RemoteProtocolError("invite_used", "this invite has already been used to join", CLOSE_INVITE)
-            store.update_room(invite.room_id, peer_key=peer_key, now_ms=now)
+        try:
+            with store.transaction():
+                if not store.consume_invite(invite.room_id, peer_key, now):
+                    raise RemoteProtocolError("invite_used", "this invite has already been used to join", CLOSE_INVITE)
+                store.update_room(invite.room_id, peer_key=peer_key, now_ms=now)
+        except StorageFailed as err:  # the invite stays unused: the guest may try again later
+            raise RemoteProtocolError(
+                "storage_failed", f"the host could not save the join ({err.reason}); try again later", CLOSE_STORAGE
+            ) from None
         live.peer_key = peer_key
         log.info("room %s: invite accepted from %s", live.room_id, peer_id_for(peer_key))
 
@@ -121,6 +129,11 @@ class HostSide:
                 pass
             except RemoteProtocolError as err:
                 await conn.aclose(err.close_code, close_reason(err.code, err.message))
+            except StorageFailed as err:
+                # The guest's submission is still in its outbox: it resubmits after redialling (with
+                # backoff), by when our disk may work again. Nothing unsaved was sent.
+                reason = f"the host could not save your event ({err.reason}); redial later"
+                await conn.aclose(CLOSE_STORAGE, close_reason("storage_failed", reason))
             nursery.cancel_scope.cancel()  # ends this connection's feeds, which mark their rooms unlinked
 
     def _room_for(self, conn: PeerConnection, room_id: object) -> LiveRoom | None:
@@ -231,6 +244,13 @@ class HostSide:
                 continue
             async with live.lock:
                 sub = live.host.tick(now_ms=now_ms(), mono_ms=mono_ms())
-                self.sup.commit(live, sub.events)
+                try:
+                    self.sup.commit(live, sub.events)
+                    saved = True
+                except StorageFailed:  # rolled back; the deadline is still due: try again shortly
+                    saved = False
+            if not saved:
+                await trio.sleep(STORAGE_RETRY_S)
+                continue
             if sub.events:
                 log.info("room %s: %s", live.room_id, due[1])

@@ -10,8 +10,10 @@ Exit codes:
 1     internal error (the traceback is in the log)
 2     bad command line or config file
 3     another clawroomd is already running with this state dir
-4     cannot start: unsafe or unusable state dir, key files, database or socket, or the listen
-      address cannot be bound
+4     cannot start: unsafe or unusable state dir, key files, database or socket (a state dir that
+      exists with group/other access is refused, never chmod-ed; a damaged or foreign database, or
+      one that lacks rooms whose transcripts are in rooms/, is refused), or the listen address
+      cannot be bound
 ====  ===============================================================================================
 """
 
@@ -21,6 +23,7 @@ import errno
 import fcntl
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -104,13 +107,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(config.log_level)
 
     from clawroomd.keyfile import KeyFileError, load_or_create_identity, load_or_create_secret
+    from clawroomd.private_files import UnsafeFolder, ensure_private_dir
 
     from .rpc import SocketSetupError
     from .store import Store, StoreError
 
-    startup_errors = (KeyFileError, SocketSetupError, StoreError, OSError)
+    startup_errors = (KeyFileError, SocketSetupError, StoreError, UnsafeFolder, OSError, sqlite3.Error)
     try:
-        config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Judged before anything is created in it: a refused folder is left exactly as it was.
+        ensure_private_dir(config.state_dir, what="the state dir")
+    except UnsafeFolder as e:
+        log.error("cannot start: %s", e)
+        return EXIT_CANNOT_START
+    except OSError as e:
+        log.error("cannot create the state dir %s: %s", config.state_dir, e.strerror or e)
+        return EXIT_CANNOT_START
+    try:
         lock_fd = take_lock(config.lock_path)
     except AlreadyRunning as e:
         print(
@@ -123,13 +135,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANNOT_START
     try:
         try:
-            identity = load_or_create_identity(config.identity_key_path)
-            static_key = load_or_create_secret(config.noise_key_path)
-            store = Store(config.state_dir, durability=config.durability)
+            # The store first: a database it refuses leaves no new key files behind either.
+            # repair=False: the supervisor repairs transcripts once it has verified each room's chain.
+            store = Store(config.state_dir, durability=config.durability, repair=False)
         except startup_errors as e:
             log.error("cannot start: %s", e)
             return EXIT_CANNOT_START
         try:
+            try:
+                identity = load_or_create_identity(config.identity_key_path)
+                static_key = load_or_create_secret(config.noise_key_path)
+            except startup_errors as e:
+                log.error("cannot start: %s", e)
+                return EXIT_CANNOT_START
             return _run(config, store, identity, static_key, startup_errors)
         finally:
             store.close()
@@ -166,7 +184,11 @@ def _run(
             return EXIT_OK
         if not started and all(isinstance(leaf, startup_errors) for leaf in leaves):
             for leaf in leaves:
-                log.error("cannot start: %s", leaf)
+                if isinstance(leaf, sqlite3.DatabaseError):
+                    db = store.db_path
+                    log.error("cannot start: the database %s cannot be read (%s); restore it from a backup", db, leaf)
+                else:
+                    log.error("cannot start: %s", leaf)
             return EXIT_CANNOT_START
         log.critical("clawroomd crashed", exc_info=exc)
         return EXIT_INTERNAL

@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 import trio
 
+from ..private_files import UnsafeFolder, ensure_private_dir
 from .errors import INVALID_REQUEST, ApiError
 
 log = logging.getLogger(__name__)
@@ -219,25 +220,11 @@ class Session:
 
 # ------------------------------------------------------------------------------------------ socket setup
 def prepare_socket_dir(directory: Path) -> None:
-    """Create `directory` 0700, or check that an existing one is ours and private."""
+    """Create `directory` 0700, or check that an existing one is ours and private (never chmod-ed)."""
     try:
-        st = directory.lstat()
-    except FileNotFoundError:
-        directory.mkdir(mode=0o700, parents=True)
-        os.chmod(directory, 0o700)
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        raise SocketSetupError(f"refusing to put the socket in {directory}: it is not a folder")
-    if st.st_uid != os.getuid():
-        raise SocketSetupError(
-            f"refusing to put the socket in {directory}: it belongs to uid {st.st_uid}, not to us "
-            f"(uid {os.getuid()}); choose another --socket"
-        )
-    if st.st_mode & 0o077:
-        raise SocketSetupError(
-            f"refusing to put the socket in {directory}: other users can access it (mode "
-            f"{stat.S_IMODE(st.st_mode):04o}); run `chmod 700 {directory}` or choose another --socket"
-        )
+        ensure_private_dir(directory, what="the socket folder")
+    except UnsafeFolder as e:
+        raise SocketSetupError(f"{e} (or choose another --socket)") from None
 
 
 def _remove_stale_socket(path: Path) -> None:

@@ -17,6 +17,18 @@ The database is the truth. ``transcript.jsonl`` is a readable copy: one JSON lin
 rewrites the file from the database (``repair_transcripts``). Nothing is acknowledged to anyone before
 its transaction has committed: every write method returns only after COMMIT.
 
+When the disk refuses a write (full, I/O error, read-only) the transaction is rolled back whole and
+``StorageFailed`` is raised: the database stays as it was, and the store keeps working once writing
+works again (no restart). ``health`` says ``"ok"`` or ``"failing: <reason>"``; the first failure of each
+kind is logged once as an error, the recovery as a warning. A transcript line that cannot be appended
+(after its COMMIT) marks that room's file stale; it is rewritten from the database at the room's next
+event or at ``recover()``.
+
+Opening checks that the state is ours and whole: the state dir must be private (see
+``clawroomd.private_files``; it is never chmod-ed), the database must be a clawroomd database
+(``DatabaseDamaged`` otherwise), and it must know every room whose transcript is in ``rooms/``
+(``StateMismatch`` otherwise: a deleted, emptied or older database is not silently started empty).
+
 The API is synchronous (SQLite calls take well under a millisecond here); the daemon calls it from its
 trio thread directly. A Store is not thread-safe: use it from one thread. The one exception is
 ``checkpoint()``, which opens a connection of its own so that a worker thread can move the WAL into the
@@ -26,17 +38,21 @@ database (and fsync) while the daemon keeps committing; see ``defer_checkpoints(
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import re
 import sqlite3
-import tempfile
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from ..private_files import UnsafeFolder, atomic_write, ensure_private_dir
+from .errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +60,8 @@ DB_NAME = "clawroomd.db"
 TRANSCRIPT = "transcript.jsonl"
 OPEN_TRANSCRIPTS = 64  # transcript files kept open for appending (most recently written rooms)
 BACKSTOP_CHECKPOINT_PAGES = 10_000  # SQLite's own checkpoint, once checkpoints are deferred (default 1000)
+LOG_EVERY_S = 60.0  # at most one "storage failing" (and one "works again") line per area this often
+RECOVERY_FREE_BYTES = 1 << 20  # after "disk full", free space that counts as space having returned
 
 _ROOM_ID_RE = re.compile(r"^cr_[0-9a-f]{1,64}$")
 _FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -79,6 +97,70 @@ class BadName(StoreError, ValueError):
 
 class SchemaTooNew(StoreError):
     """The database was written by a newer clawroomd."""
+
+
+class StorageFailed(StoreError, ApiError):
+    """The disk refused a write (full, I/O error, read-only). The transaction was rolled back: the
+    database holds exactly what it held before. `reason` is short ("disk full").
+
+    It is also the local API's `storage_failed` refusal, so that it reaches a client (or an agent
+    runner) as that, wherever in a method the write happened, without each caller translating it."""
+
+    def __init__(self, reason: str, where: Path) -> None:
+        ApiError.__init__(
+            self,
+            "storage_failed",
+            f"the daemon could not save this change ({reason} in {where.parent}); nothing was changed or "
+            "sent. Free some space (or fix the disk) and retry: the daemon recovers by itself",
+            {"reason": reason},
+        )
+        self.reason = reason
+
+
+class DatabaseDamaged(StoreError):
+    """The database file is damaged or is not a clawroomd database."""
+
+
+class StateMismatch(StoreError):
+    """The database does not know rooms whose transcripts are in rooms/ (deleted, emptied or replaced)."""
+
+
+class UnsafeStateDir(StoreError):
+    """The state dir (or a folder in it) exists but is not private; see clawroomd.private_files."""
+
+
+# SQLite primary result codes (the low byte of an extended code) that mean the storage, not our SQL.
+_SQLITE_REASONS = {
+    5: "the database is busy",  # SQLITE_BUSY
+    6: "the database is locked",  # SQLITE_LOCKED
+    8: "read-only",  # SQLITE_READONLY
+    10: "I/O error",  # SQLITE_IOERR
+    11: "database damaged",  # SQLITE_CORRUPT
+    13: "disk full",  # SQLITE_FULL
+    14: "cannot open the database file",  # SQLITE_CANTOPEN
+    26: "not a database",  # SQLITE_NOTADB
+}
+_OS_REASONS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EIO: "I/O error",
+               errno.EROFS: "read-only"}  # fmt: skip
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for a storage error: "disk full", "I/O error", ..."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int) and (code & 0xFF) in _SQLITE_REASONS:
+            return _SQLITE_REASONS[code & 0xFF]
+        return str(exc)
+    if isinstance(exc, OSError):
+        return _OS_REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+    return str(exc)
+
+
+def _is_storage_error(exc: BaseException) -> bool:
+    """An error the disk or the database file caused, as opposed to our own SQL or data (IntegrityError)."""
+    return isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError | OSError) and not isinstance(
+        exc, sqlite3.IntegrityError | sqlite3.ProgrammingError
+    )
 
 
 # ----------------------------------------------------------------------------------------------- rows
@@ -201,61 +283,52 @@ def _check_room_id(room_id: str) -> str:
 
 
 def _mkdir_private(path: Path) -> None:
-    """Create `path` (and parents) as 0700 folders; tighten an existing leaf folder to 0700."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, 0o700)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    """A folder of the store (rooms/, rooms/<id>/): created 0700, or an existing private one."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Write `data` to `path` atomically: temp file in the same folder, fsync, rename, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+        ensure_private_dir(path, what="a folder of the state dir")
+    except UnsafeFolder as e:
+        raise UnsafeStateDir(str(e)) from None
 
 
 # ---------------------------------------------------------------------------------------------- store
 class Store:
     """The daemon's database and room folders. ``Store(state_dir)``; close() or use as a context manager."""
 
-    def __init__(self, state_dir: str | os.PathLike[str], *, durability: Durability = "normal") -> None:
+    def __init__(
+        self, state_dir: str | os.PathLike[str], *, durability: Durability = "normal", repair: bool = True
+    ) -> None:
+        """Open (or create) the store. `repair=False` leaves ``repair_transcripts`` to the caller (the
+        daemon runs it after verifying each room, so that a damaged room's files are left as they are)."""
         if durability not in ("normal", "full"):
             raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
         self.state_dir = Path(state_dir)
         self.durability = durability
-        _mkdir_private(self.state_dir)
+        try:
+            ensure_private_dir(self.state_dir, what="the state dir")
+        except UnsafeFolder as e:
+            raise UnsafeStateDir(str(e)) from None
         _mkdir_private(self.state_dir / "rooms")
         self.db_path = self.state_dir / DB_NAME
+        with_transcripts = self._rooms_with_transcripts()
+        if with_transcripts and not (self.db_path.exists() and self.db_path.stat().st_size > 0):
+            raise self._mismatch(with_transcripts, "is missing or empty")  # before creating anything
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (see _tx).
         self._db = sqlite3.connect(self.db_path, isolation_level=None)
-        for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
-            p = self.state_dir / name
-            if p.exists():
-                os.chmod(p, 0o600)
         self._depth = 0
         self._after_commit: list[list[Callable[[], None]]] = []
         self.commits = 0  # outer transactions committed, so a checkpointer can tell whether there is work
         # Opening (and checking the folder of) the transcript for every line cost more than the write.
         self._transcripts: OrderedDict[str, int] = OrderedDict()
+        self._stale: set[str] = set()  # rooms whose transcript.jsonl lacks committed lines
+        self._problems: dict[str, str] = {}  # failing area -> reason (see health)
+        self._logged: dict[tuple[str, str], float] = {}  # (area, "failing" | "ok") -> when last logged
+        self._opening = True  # a failure while opening is reported by the constructor's one exception
         try:
+            self._check_ours(with_transcripts)
+            for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+                p = self.state_dir / name
+                if p.exists():
+                    os.chmod(p, 0o600)
             self._db.execute("PRAGMA busy_timeout = 5000")
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
@@ -263,10 +336,66 @@ class Store:
             self._db.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
-            self.repair_transcripts()
-        except BaseException:
+            problem = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]  # ~5 ms for 8 MB
+            if problem != "ok":
+                raise DatabaseDamaged(
+                    f"{self.db_path} is damaged (SQLite's quick_check: {' '.join(problem.split())}); restore it "
+                    f"(with its -wal file) from a backup. Nothing was changed"
+                )
+            if repair:
+                self.repair_transcripts()
+        except BaseException as exc:
             self._db.close()
+            if isinstance(exc, StorageFailed):
+                exc = exc.__cause__ if isinstance(exc.__cause__, sqlite3.Error) else exc
+            if isinstance(exc, sqlite3.Error | StorageFailed):
+                raise self._open_error(exc) from None
             raise
+        self._opening = False
+
+    def _open_error(self, exc: sqlite3.Error | StorageFailed) -> StoreError:
+        reason = exc.reason if isinstance(exc, StorageFailed) else describe(exc)
+        if reason in ("not a database", "database damaged"):
+            return DatabaseDamaged(
+                f"{self.db_path} is damaged or is not a clawroomd database ({exc}); restore it (with its "
+                f"-wal file) from a backup. Nothing was changed"
+            )
+        return StoreError(f"cannot open the database {self.db_path}: {reason}")
+
+    def _rooms_with_transcripts(self) -> list[str]:
+        """Room ids under rooms/ that have a non-empty transcript.jsonl (the trace a room leaves)."""
+        found = []
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.state_dir / "rooms") as entries:
+            for entry in entries:
+                if _ROOM_ID_RE.match(entry.name):
+                    with contextlib.suppress(OSError):
+                        if os.stat(Path(entry.path) / TRANSCRIPT).st_size > 0:
+                            found.append(entry.name)
+        return sorted(found)
+
+    def _mismatch(self, rooms: list[str], what: str) -> StateMismatch:
+        return StateMismatch(
+            f"{self.db_path} {what}, yet {self.state_dir / 'rooms'} holds the transcripts of {len(rooms)} room(s) "
+            f"it has no record of ({', '.join(rooms[:3])}{', ...' if len(rooms) > 3 else ''}): the database was "
+            f"deleted, emptied or replaced by an older copy. Not starting, so that nothing is overwritten: "
+            f"restore {DB_NAME} (with its -wal file) from a backup, or move {self.state_dir / 'rooms'} and "
+            f"{self.db_path} aside to start afresh"
+        )
+
+    def _check_ours(self, with_transcripts: list[str]) -> None:
+        """Refuse a foreign SQLite file, and a database that lacks rooms whose transcripts are here."""
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "schema_version" not in tables:
+            raise DatabaseDamaged(
+                f"{self.db_path} is not a clawroomd database (it holds other tables: "
+                f"{', '.join(sorted(tables)[:5])}); restore {DB_NAME} from a backup, or use another --state-dir. "
+                "Nothing was changed"
+            )
+        if with_transcripts:
+            known = {r[0] for r in self._db.execute("SELECT room_id FROM rooms")} if "rooms" in tables else set()
+            missing = [r for r in with_transcripts if r not in known]
+            if missing:
+                raise self._mismatch(missing, "has no record of some rooms" if known else "has no rooms")
 
     # -- lifecycle
     def close(self) -> None:
@@ -283,10 +412,11 @@ class Store:
         inline, fsyncs included: ~4 ms on that commit, every few hundred events."""
         self._db.execute(f"PRAGMA wal_autocheckpoint = {int(backstop_pages)}")
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> sqlite3.Error | None:
         """Copy committed WAL content into the database file (PASSIVE: never waits for or blocks a
-        writer). Thread-safe: it uses its own short-lived connection. Durability does not depend on it:
-        a committed transaction is already in the WAL; a failure is logged and the backstop remains."""
+        writer). Thread-safe: it uses its own short-lived connection and touches nothing shared. Durability
+        does not depend on it: a committed transaction is already in the WAL. Returns the error if it
+        failed (a full disk cannot grow the database file); pass it to ``note_checkpoint``."""
         try:
             db = sqlite3.connect(self.db_path, isolation_level=None)
             try:
@@ -294,7 +424,71 @@ class Store:
             finally:
                 db.close()
         except sqlite3.Error as e:
-            log.warning("WAL checkpoint of %s failed (retried later): %s", self.db_path, e)
+            return e
+        return None
+
+    def note_checkpoint(self, error: sqlite3.Error | None) -> None:
+        """Record a ``checkpoint`` outcome in `health` (from the store's own thread). A failure is retried
+        by the caller; SQLite's backstop checkpoint remains."""
+        if error is None:
+            self._ok("checkpoint")
+        else:
+            self._failed("checkpoint", error, "the WAL is not copied into the database file (retried)")
+
+    # -- health
+    @property
+    def health(self) -> str:
+        """``"ok"``, or ``"failing: <reason>"`` while some write does not work (e.g. "failing: disk full")."""
+        if not self._problems:
+            return "ok"
+        return "failing: " + "; ".join(dict.fromkeys(self._problems.values()))
+
+    @property
+    def healthy(self) -> bool:
+        return not self._problems
+
+    def _failed(self, area: str, exc: BaseException, consequence: str) -> str:
+        reason = describe(exc)
+        if area not in self._problems and not self._opening and self._may_log(area, "failing"):
+            log.error("storage failing in %s: %s (%s); %s", self.state_dir, reason, area, consequence)
+        self._problems[area] = reason
+        return reason
+
+    def _ok(self, area: str) -> None:
+        if self._problems.pop(area, None) is not None and self._may_log(area, "ok"):
+            log.warning("storage works again in %s (%s)", self.state_dir, area)
+
+    def _may_log(self, area: str, what: str) -> bool:
+        # A nearly full disk flaps (a small write fits, the next big one does not): at most one line per
+        # area and direction per LOG_EVERY_S, so that the log says what happens without filling up too.
+        now = time.monotonic()
+        if now - self._logged.get((area, what), -LOG_EVERY_S) < LOG_EVERY_S:
+            return False
+        self._logged[area, what] = now
+        return True
+
+    def _space_returned(self) -> bool:
+        """False while the disk is known full and still has less than RECOVERY_FREE_BYTES free: a write
+        that fits in space SQLite or a failed attempt just freed would say "works" too early."""
+        if "disk full" not in self._problems.values():
+            return True
+        try:
+            st = os.statvfs(self.state_dir)
+        except OSError:
+            return True
+        return st.f_bavail * st.f_frsize >= RECOVERY_FREE_BYTES
+
+    def recover(self) -> bool:
+        """While something is failing: retry it (a probe write, stale transcripts; the caller runs
+        ``checkpoint`` in a thread). Returns ``healthy``. Does nothing when healthy."""
+        if not self._problems or not self._space_returned():
+            return self.healthy
+        if "database" in self._problems:
+            with contextlib.suppress(StorageFailed), self._tx():
+                self._db.execute("UPDATE schema_version SET version = version")  # a real write
+        for room_id in list(self._stale):
+            self._rewrite_transcript(room_id)
+        return self.healthy
 
     def __enter__(self) -> Store:
         return self
@@ -328,32 +522,63 @@ class Store:
     # -- transactions
     @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
-        """A transaction (BEGIN IMMEDIATE) or, nested, a savepoint. Hooks run after the outer COMMIT."""
+        """A transaction (BEGIN IMMEDIATE) or, nested, a savepoint. Hooks run after the outer COMMIT.
+
+        Any storage error inside, or at COMMIT, rolls the whole transaction back and raises
+        StorageFailed: after it the database is exactly as before and the next transaction can start
+        (a COMMIT that failed on a full disk would otherwise leave the transaction open, and every later
+        BEGIN would fail too)."""
         depth = self._depth
-        self._db.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
+        try:
+            self._db.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
+        except sqlite3.Error as e:
+            if depth == 0 and _is_storage_error(e):
+                raise self._storage_failed(e) from e
+            raise
         self._depth += 1
         self._after_commit.append([])
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             self._after_commit.pop()
             self._depth -= 1
+            self._rollback(depth)
+            if _is_storage_error(exc):
+                raise self._storage_failed(exc) from exc
+            raise
+        hooks = self._after_commit.pop()
+        self._depth -= 1
+        if depth > 0:
+            self._db.execute(f"RELEASE sp{depth}")
+            self._after_commit[-1].extend(hooks)
+            return
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._rollback(0)
+            raise self._storage_failed(e) from e
+        self._ok("database")
+        self.commits += 1
+        for hook in hooks:
+            hook()
+
+    def _rollback(self, depth: int) -> None:
+        # SQLite may already have rolled the whole transaction back itself (SQLITE_FULL, SQLITE_IOERR):
+        # then there is nothing left to undo, and the statement's own error is the one to report.
+        if not self._db.in_transaction:
+            return
+        with contextlib.suppress(sqlite3.Error):
             if depth == 0:
                 self._db.execute("ROLLBACK")
             else:
                 self._db.execute(f"ROLLBACK TO sp{depth}")
                 self._db.execute(f"RELEASE sp{depth}")
-            raise
-        hooks = self._after_commit.pop()
-        self._depth -= 1
-        if depth == 0:
-            self._db.execute("COMMIT")
-            self.commits += 1
-            for hook in hooks:
-                hook()
-        else:
-            self._db.execute(f"RELEASE sp{depth}")
-            self._after_commit[-1].extend(hooks)
+
+    def _storage_failed(self, exc: BaseException) -> StorageFailed:
+        if isinstance(exc, StorageFailed):
+            return exc
+        reason = self._failed("database", exc, "changes are refused (storage_failed) until writing works again")
+        return StorageFailed(reason, self.db_path)
 
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         """Group several writes into one atomic transaction::
@@ -490,7 +715,12 @@ class Store:
         )  # fmt: skip
 
     def _append_transcript(self, room_id: str, text: str) -> None:
-        # After COMMIT: a failure here must not un-acknowledge the event; repair_transcripts() fixes it.
+        # After COMMIT: a failure here must not un-acknowledge the event. The file is marked stale and
+        # rewritten whole from the database (at this room's next event or at recover()).
+        if room_id in self._stale:
+            self._rewrite_transcript(room_id)  # the database already holds this line
+            return
+        line = _transcript_line(text)
         try:
             fd = self._transcripts.pop(room_id, None)
             if fd is None:
@@ -500,10 +730,29 @@ class Store:
                 if len(self._transcripts) >= OPEN_TRANSCRIPTS:
                     self._close_transcript(next(iter(self._transcripts)))
             self._transcripts[room_id] = fd  # now the most recently used
-            os.write(fd, _transcript_line(text))
-        except OSError:
+            if os.write(fd, line) != len(line):  # a short write leaves a torn line: as bad as none
+                raise OSError(errno.ENOSPC, "short write")
+        except (OSError, StoreError) as e:
             self._close_transcript(room_id)
-            log.exception("could not append to the transcript of %s (repaired on next start)", room_id)
+            self._stale.add(room_id)
+            self._failed("transcripts", e, f"{TRANSCRIPT} of {room_id} and others lag the database (rewritten later)")
+
+    def _rewrite_transcript(self, room_id: str) -> bool:
+        """Rewrite the room's transcript.jsonl from the database; False (still stale) if the disk refuses."""
+        lines = self._db.execute("SELECT transcript FROM events WHERE room_id = ? ORDER BY seq", (room_id,)).fetchall()
+        self._close_transcript(room_id)  # it would keep appending to the replaced file
+        try:
+            path = self.room_dir(room_id) / TRANSCRIPT
+            _mkdir_private(path.parent)
+            atomic_write(path, b"".join(_transcript_line(t) for (t,) in lines))
+        except (OSError, StoreError) as e:
+            self._stale.add(room_id)
+            self._failed("transcripts", e, f"{TRANSCRIPT} of {room_id} and others lag the database (rewritten later)")
+            return False
+        self._stale.discard(room_id)
+        if not self._stale:
+            self._ok("transcripts")
+        return True
 
     def _close_transcript(self, room_id: str) -> None:
         fd = self._transcripts.pop(room_id, None)
@@ -537,33 +786,28 @@ class Store:
         r = self._db.execute("SELECT MAX(seq) FROM events WHERE room_id = ?", (room_id,)).fetchone()
         return -1 if r[0] is None else int(r[0])
 
-    def repair_transcripts(self) -> list[str]:
-        """Make every room's transcript.jsonl agree with the database; returns the rooms rewritten.
-
-        A file whose complete-line count differs from the event count, or that ends in a partial line,
-        is rewritten atomically from the database. Run by the constructor.
-        """
+    def repair_transcripts(self, skip: Collection[str] = ()) -> list[str]:
+        """Make every room's transcript.jsonl (but those in `skip`) byte-identical to the database's
+        lines; returns the rooms rewritten. A file that differs in any byte (a lost, torn, extra or edited
+        line) is rewritten atomically from the database. Run by the constructor unless `repair=False`."""
         repaired = []
-        counts = dict(self._db.execute("SELECT room_id, COUNT(*) FROM events GROUP BY room_id").fetchall())
         for room in self.list_rooms():
-            expected = counts.get(room.room_id, 0)
+            if room.room_id in skip:
+                continue
+            rows = self._db.execute("SELECT transcript FROM events WHERE room_id = ? ORDER BY seq", (room.room_id,))
+            want = b"".join(_transcript_line(t) for (t,) in rows)
             path = self.room_dir(room.room_id) / TRANSCRIPT
             try:
-                data = path.read_bytes()
+                data: bytes | None = path.read_bytes()
             except FileNotFoundError:
                 data = None
-            if data is None and expected == 0:
+            if data == want or (data is None and not want):
                 continue
-            if data is not None and data.count(b"\n") == expected and (not data or data.endswith(b"\n")):
-                continue
-            lines = self._db.execute(
-                "SELECT transcript FROM events WHERE room_id = ? ORDER BY seq", (room.room_id,)
-            ).fetchall()
-            self._close_transcript(room.room_id)  # it would keep appending to the replaced file
-            _mkdir_private(path.parent)
-            atomic_write(path, b"".join(_transcript_line(t) for (t,) in lines))
-            log.warning("rewrote %s from the database (%d events)", path, len(lines))
-            repaired.append(room.room_id)
+            if self._rewrite_transcript(room.room_id):
+                log.warning(
+                    "rewrote %s from the database (%d events): its content differed", path, want.count(b"\n")
+                )
+                repaired.append(room.room_id)
         return repaired
 
     # -- outbox (guest side: signed and submitted, not yet confirmed by the host)

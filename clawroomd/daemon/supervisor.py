@@ -2,19 +2,28 @@
 
 Host rooms run the authoritative core (`hosting.py` serves the guest's link), guest rooms the replica
 (`guesting.py` keeps one redialling link per host daemon). Everything that changes a room goes through
-`commit`, which writes the event to SQLite before anyone (agent, watcher or peer) hears of it.
+`commit`, which writes the event to SQLite before anyone (agent, watcher or peer) hears of it; if the
+write fails (disk full, I/O error) the core is rolled back to what the database holds, and StorageFailed
+(the API's `storage_failed`) goes to the caller. Nothing unsaved is ever seen: the core's append and
+`commit` run with nothing awaited between them.
+
+On start, `_restore` rebuilds every room from the store and verifies it: every hash link, the stored
+hashes, and the head event's signature (which, through the links, covers the whole chain). A room that
+fails is not served (it is listed in `damaged`, and its files are left untouched); the rest start.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..core.envelope import SignedEvent
+from ..core import cose
+from ..core.envelope import MAX_EVENT_BYTES, SignedEvent
 from ..core.errors import LocalProtocolError
 from ..core.events import Body, CloseAccepted, CloseProposed, ErrorEvent, RoomCreated
 from ..core.invites import new_invite
@@ -26,6 +35,7 @@ from .errors import ApiError, api_error, check_seq
 from .guesting import GuestSide
 from .hosting import HostSide
 from .live import LiveRoom, mono_ms, now_ms
+from .store import StorageFailed
 from .views import result_view
 
 if TYPE_CHECKING:
@@ -49,6 +59,7 @@ class Supervisor:
         self.static_key = static_key
         self.nursery = nursery
         self.rooms: dict[str, LiveRoom] = {}
+        self.damaged: dict[str, str] = {}  # room id -> why it failed verification at start (not served)
         self.listen: list[str] = []
         extra = self.tuning = dict(config.extra.get("tuning", {}))  # the config file's [tuning] table
         self.send_timeout = float(extra.get("send_timeout", 15.0))
@@ -68,37 +79,39 @@ class Supervisor:
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         self.listen = [f"{shown}:{bound[1]}"]
         self.store.defer_checkpoints()
-        self.nursery.start_soon(self._checkpoints)
+        self.nursery.start_soon(self._maintain_storage)
         task_status.started(self.listen)
 
-    async def _checkpoints(self) -> None:
-        """Keep SQLite's checkpoints (and their fsyncs) off the event path: see Store.defer_checkpoints."""
+    async def _maintain_storage(self) -> None:
+        """Keep SQLite's checkpoints (and their fsyncs) off the event path (see Store.defer_checkpoints),
+        and while some write is failing, retry it: once the disk works again the store says so, and the
+        guest links that backed off because of it redial at once."""
         done = self.store.commits
         while True:
             await trio.sleep(CHECKPOINT_INTERVAL)
-            if self.store.commits != done:
+            failing = not self.store.healthy
+            if self.store.commits != done or failing:
                 done = self.store.commits
-                await trio.to_thread.run_sync(self.store.checkpoint)
+                self.store.note_checkpoint(await trio.to_thread.run_sync(self.store.checkpoint))
+            if failing and self.store.recover():
+                for link in self.guest_side.links.values():
+                    link.wake.set()
 
     def _restore(self) -> None:
         restored = 0
         for row in self.store.list_rooms():
-            envelopes = [e.envelope for e in self.store.events(row.room_id)]
-            if not envelopes:
-                continue  # a guest room whose join never got its first event
             try:
-                if row.role == "host":
-                    core: HostRoom | GuestRoom = HostRoom.restore(
-                        self.identity, row.room_id, envelopes, now_ms=now_ms(), mono_ms=mono_ms()
-                    )
-                else:
-                    assert row.peer_key is not None
-                    core = GuestRoom.restore(
-                        self.identity, room_id=row.room_id, host_key=row.peer_key, envelopes=envelopes
-                    )
-            except LocalProtocolError as err:
-                log.error("room %s cannot be restored from the store: %s", row.room_id, err)
+                core = self._verified_core(row.room_id, row.role, row.peer_key)
+            except (LocalProtocolError, sqlite3.DatabaseError) as err:
+                reason = f"{err.code}: {err.message}" if isinstance(err, LocalProtocolError) else str(err)
+                self.damaged[row.room_id] = reason
+                log.error(
+                    "room %s failed verification and is not served (its files are left as they are): %s",
+                    row.room_id, reason,
+                )  # fmt: skip
                 continue
+            if core is None:
+                continue  # a guest room whose join never got its first event
             live = LiveRoom(
                 room_id=row.room_id,
                 role=row.role,
@@ -111,8 +124,37 @@ class Supervisor:
             self.rooms[row.room_id] = live
             self.start_room_tasks(live)
             restored += 1
+        self.store.repair_transcripts(skip=self.damaged)
         if restored:
             log.info("resumed %d room(s) from the store", restored)
+        if self.damaged:
+            log.error("%d room(s) not served (failed verification): %s", len(self.damaged), ", ".join(self.damaged))
+
+    def _verified_core(self, room_id: str, role: str, peer_key: bytes | None) -> HostRoom | GuestRoom | None:
+        """The room rebuilt from its stored events, verified; LocalProtocolError says what is wrong.
+
+        Every event goes through the transition rules, so every `prev` must be the hash of the event
+        before it; each stored hash must be the hash of its envelope; and the head's signature must
+        verify. The head's signature covers its `prev`, which covers the event before it, and so on:
+        one signature check (~0.1 ms) vouches for the whole chain."""
+        rows = self.store.events(room_id)
+        if not rows:
+            return None
+        envelopes = [e.envelope for e in rows]
+        core: HostRoom | GuestRoom
+        if role == "host":
+            core = HostRoom.restore(self.identity, room_id, envelopes, now_ms=now_ms(), mono_ms=mono_ms())
+        else:
+            if peer_key is None:
+                raise LocalProtocolError("bad_key", "the guest room has no host key")
+            core = GuestRoom.restore(self.identity, room_id=room_id, host_key=peer_key, envelopes=envelopes)
+        for row, event in zip(rows, core.log, strict=True):
+            if row.hash != event.hash or row.seq != event.header.seq:
+                raise LocalProtocolError("bad_chain", f"event #{row.seq}'s stored hash is not the hash of its bytes")
+        head = core.log[-1]  # decoded already: check only its signature, not its whole payload again
+        if not cose.decode_sign1(head.envelope, max_size=MAX_EVENT_BYTES).verify(head.header.key):
+            raise LocalProtocolError("bad_signature", f"the signature on head event #{head.header.seq} does not verify")
+        return core
 
     def start_room_tasks(self, live: LiveRoom) -> None:
         if live.closed:
@@ -131,11 +173,34 @@ class Supervisor:
 
     def commit(self, live: LiveRoom, events: tuple[SignedEvent, ...] | list[SignedEvent], *, wake: bool = True) -> None:
         """Persist events the core has appended, then wake watchers. Called with nothing awaited between
-        the core's append and here, so no reader ever sees an event that is not on disk... except the
-        core itself, which is why a store failure must take the daemon down (and restart restores).
-        A host committing with wake=False calls `host_side.forward` next, which wakes them."""
+        the core's append and here, so no reader ever sees an event that is not on disk: if the write
+        fails, the core is rolled back to the database's last seq before StorageFailed is raised, and
+        no watcher, agent or peer is told anything. A host committing with wake=False calls
+        `host_side.forward` next, which wakes them."""
         if not events:
             return
+        stored_phase = live.stored_phase
+        try:
+            self._write(live, events)
+        except StorageFailed:
+            live.stored_phase = stored_phase
+            self._roll_back(live, events[0].header.seq - 1)
+            raise
+        if wake:
+            live.bump()
+        if live.state.phase == "closed":
+            log.info("room %s closed: %s", live.room_id, live.state.result.outcome.status if live.state.result else "")
+
+    def _roll_back(self, live: LiveRoom, before: int) -> None:
+        """After a failed write: make the core hold exactly what the database holds."""
+        try:
+            committed = self.store.last_seq(live.room_id)
+        except sqlite3.Error:
+            committed = before  # the transaction was rolled back, so the database holds what it held
+        dropped = live.core.rollback(committed)
+        log.debug("room %s: %d unsaved event(s) rolled back to seq %d", live.room_id, len(dropped), committed)
+
+    def _write(self, live: LiveRoom, events: tuple[SignedEvent, ...] | list[SignedEvent]) -> None:
         with self.store.transaction():
             for e in events:
                 h = e.header
@@ -159,12 +224,15 @@ class Supervisor:
                     live.room_id, phase=st.phase, peer_key=live.peer_key, result=result, now_ms=now_ms()
                 )
                 live.stored_phase = st.phase
-        if wake:
-            live.bump()
-        if live.state.phase == "closed":
-            log.info("room %s closed: %s", live.room_id, live.state.result.outcome.status if live.state.result else "")
 
     def room(self, room_id: object) -> LiveRoom:
+        if isinstance(room_id, str) and room_id in self.damaged:
+            raise ApiError(
+                "storage_failed",
+                f"room {room_id} failed verification when the daemon started ({self.damaged[room_id]}) and is "
+                "not served; its files are untouched. Restore the state dir from a backup; the daemon's log has more",
+                {"room_id": room_id, "damaged": self.damaged[room_id]},
+            )
         if not isinstance(room_id, str) or room_id not in self.rooms:
             raise ApiError("unknown_room", f"no room {room_id!r} on this daemon; `clawroom list` shows the rooms")
         return self.rooms[room_id]

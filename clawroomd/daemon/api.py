@@ -47,13 +47,39 @@ def _get(
     return value
 
 
+def _out_of_range(message: str) -> ApiError:
+    return ApiError("bad_value", message)
+
+
 def _seconds(params: dict[str, Any], name: str, default: float | None) -> int | None:
+    """A duration parameter in whole milliseconds (None when absent and no default)."""
     value = _get(params, name, (int, float), default)
     if value is None:
         return None
-    if value <= 0 or value > 366 * 86400:
-        raise _bad(f"{name} must be a positive number of seconds (at most a year)")
+    # Under 1 ms would round to 0, which callers read as "not given" (an invite TTL became 72 h).
+    if not 0.001 <= value <= 366 * 86400:
+        raise _out_of_range(f"{name} must be a number of seconds from 0.001 to 366 days, not {value!r}")
     return int(value * 1000)
+
+
+def _not_unicode(params: dict[str, Any]) -> str | None:
+    """The name of the first parameter holding text that is not Unicode (a lone surrogate, which JSON's
+    \\uXXXX escapes can express), or None. Iterative: nesting depth is the client's choice."""
+    stack: list[tuple[str, Any]] = [(name, value) for name, value in params.items()]
+    while stack:
+        name, value = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return name
+        elif isinstance(value, dict):
+            stack.extend((name, k) for k in value)
+            stack.extend((name, v) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((name, v) for v in value)
+    return None
 
 
 @contextlib.contextmanager
@@ -86,6 +112,8 @@ class Api:
         fn = self.methods.get(method)
         if fn is None:
             raise ApiError("method_not_found", f"unknown method {method!r}; methods: {', '.join(sorted(self.methods))}")
+        if (name := _not_unicode(params)) is not None:
+            raise ApiError("bad_value", f"parameter {name!r} holds text that is not valid Unicode (a lone surrogate)")
         return await fn(params, session)
 
     def _room(self, params: dict[str, Any]) -> LiveRoom:
@@ -173,6 +201,8 @@ class Api:
                 raise _bad("agent_command is a non-empty list of strings (argv)")
             meta["agent_command"] = command
         timeout = float(_get(params, "timeout_s", (int, float), 30))
+        if not 0 < timeout <= 3600:
+            raise _out_of_range(f"timeout_s must be a number of seconds above 0 and at most 3600, not {timeout!r}")
         live = await self.sup.guest_side.join(url, label=_get(params, "label", str, ""), meta=meta, timeout=timeout)
         return status_view(live)
 

@@ -331,6 +331,7 @@ class _Server:
             session = Session(stream, nursery, uid=uid, gid=gid, pid=pid, max_outgoing=self.max_outgoing)
             log.debug("%r connected", session)
             nursery.start_soon(session._writer)
+            linger = False  # stays False when the session is closed under us (a dropped slow watcher)
             try:
                 linger = await self._read_loop(stream, session)
                 await session._flush()

@@ -52,6 +52,9 @@ MAX_REQUEST = 1 << 20  # bytes per request line
 MAX_OUTGOING = 8 << 20  # bytes queued per connection before a subscriber that does not read is dropped
 FLUSH_TIMEOUT = 5.0  # seconds to flush queued replies once a client has stopped sending
 LINGER = 1.0  # seconds to drain a client's input after our last error line before closing
+# Connections the kernel queues for us to accept (it caps this at net.core.somaxconn). At 64, a burst of a
+# few hundred clients overflowed it and their connects failed with EAGAIN.
+LISTEN_BACKLOG = 4096
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes including the NUL
 _conn_ids = itertools.count(1)
 
@@ -263,7 +266,7 @@ def _remove_stale_socket(path: Path) -> None:
         path.unlink()
 
 
-async def bind_unix_listener(path: Path, *, backlog: int = 64) -> trio.SocketListener:
+async def bind_unix_listener(path: Path, *, backlog: int = LISTEN_BACKLOG) -> trio.SocketListener:
     """Bind and listen on `path` with the checks described in the module docstring."""
     if len(os.fsencode(path)) > _SUN_PATH_MAX:
         raise SocketSetupError(f"socket path {path} is too long for a Unix socket (max {_SUN_PATH_MAX} bytes)")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 DEFAULT_TURN_TIMEOUT_S = 3600
 DEFAULT_DEADLINE_S = 24 * 3600
 DEFAULT_ANSWER_TIMEOUT_S = 2 * 3600
+WATCH_PAGE = 64  # events a watcher takes from the room's log at a time
 
 
 def _bad(message: str) -> ApiError:
@@ -290,18 +291,24 @@ class Api:
     async def room_watch(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)
         after = _get(params, "after", int, -1)
+        if after < -1:
+            raise _out_of_range(f"after must be a sequence number, or -1 for the whole room, not {after}")
         session.start_soon(self._stream, live, after, session)
         return {"room_id": live.room_id, "subscribed": True, "seq": live.state.seq}
 
     async def _stream(self, live: LiveRoom, after: int, session: Session) -> None:
         """Notifications: room.event per event (from `after`), room.your_turn when we are awaited,
-        room.status when link or lifecycle changes, room.closed once at the end."""
+        room.status when link or lifecycle changes, room.closed once at the end.
+
+        Events are paced (each waits while more than PACE_BYTES of this connection's output is unread), so
+        a watcher that does not read holds only its place in the room's log, never a copy of it."""
         seq, turn_sent, last = after, -2, None
         while not session.closed:
             changed = live.changed
-            while pending := live.core.events_after(seq):  # drain: more may land while we notify
-                for event in pending:
-                    if not await session.notify("room.event", {"room_id": live.room_id, "event": event.to_json()}):
+            while page := live.core.log[seq + 1 : seq + 1 + WATCH_PAGE]:  # the log's index is the seq
+                for event in page:
+                    note = {"room_id": live.room_id, "event": event.to_json()}
+                    if not await session.notify("room.event", note, paced=True):
                         return
                     seq = event.header.seq
             brief = (live.link_up, lifecycle(live))

@@ -1,0 +1,180 @@
+"""How much of the host a peer can hold: connections still in their handshake (in total and per source
+address), admitted links per peer identity, and the file descriptors all of them come out of.
+
+A connection is *pending* from accept() until its handshake and admission are done, at most
+`handshake_timeout` seconds. When the pending table is full, a new connection pushes out the oldest
+pending connection of the source holding the most slots, so a flood from a few addresses cannot starve
+a peer dialling from another; a source already at `max_pending_per_source` is refused at once. An
+admitted peer identity keeps at most `max_links_per_peer` links: a new one replaces its oldest (a guest
+redialling after a network change is normal; its old link may not be dead yet on our side).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import resource
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from .connection import NORMAL_CLOSE, PeerConnection, close_reason
+from .session import HANDSHAKE_TIMEOUT
+
+log = logging.getLogger("clawroomd.link")
+
+FD_SHARE = 2  # peer connections may use at most 1/FD_SHARE of the soft descriptor limit
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeerLimits:
+    """The listener's caps ([tuning] in the daemon's config; SPEC §13.10)."""
+
+    handshake_timeout: float = HANDSHAKE_TIMEOUT  # seconds from accept() to an admitted link
+    max_pending: int = 128  # connections not yet admitted, in total
+    max_pending_per_source: int = 8  # of those, from one IPv4 address or one IPv6 /64
+    max_links_per_peer: int = 8  # admitted links per peer identity; a new one replaces the oldest
+    max_connections: int = 4096  # pending and admitted together (also at most half the fd limit)
+
+    def connection_cap(self) -> int:
+        """`max_connections`, but never more than a share of the process's descriptor limit, read now
+        (it can change at run time), so the local API, the store and agents always have descriptors."""
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft == resource.RLIM_INFINITY:
+            return self.max_connections
+        return max(1, min(self.max_connections, soft // FD_SHARE))
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (distributions default the soft one to 1024); returns
+    the soft limit now in force. Called once at daemon start."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:  # the kernel refuses an infinite RLIMIT_NOFILE: use its ceiling
+        try:
+            target = int(Path("/proc/sys/fs/nr_open").read_text())
+        except (OSError, ValueError):
+            target = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, target, exc)
+            return soft
+        log.debug("open-file limit raised from %d to %d", soft, target)
+        return target
+    return soft
+
+
+def source_of(address: object) -> str:
+    """The key a pending connection is counted under: its IPv4 address, or the /64 of an IPv6 one
+    (one host usually has a whole /64). IPv4-mapped IPv6 counts as the IPv4 address."""
+    host = address[0] if isinstance(address, tuple) and address else address
+    try:
+        ip = ipaddress.ip_address(str(host).split("%", 1)[0])
+    except ValueError:
+        return str(host)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+class LogThrottle:
+    """One kind of event logged at most once per `interval` seconds, with how many there were since."""
+
+    def __init__(self, level: int, what: str, interval: float = 10.0) -> None:
+        self.level, self.what, self.interval = level, what, interval
+        self.count = 0
+        self._next = -float("inf")
+
+    def hit(self, detail: str = "") -> None:
+        self.count += 1
+        now = trio.current_time()
+        if now >= self._next:
+            suffix = f" ({self.count} in the last {self.interval:g} s)" if self.count > 1 else ""
+            log.log(self.level, "%s%s%s", self.what, f": {detail}" if detail else "", suffix)
+            self.count = 0
+            self._next = now + self.interval
+
+
+@dataclass(eq=False)
+class Pending:
+    """One connection in its handshake; cancelling `scope` closes it."""
+
+    source: str
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    done: bool = False
+
+
+class PendingTable:
+    """The connections still in their handshake, by source, oldest first."""
+
+    def __init__(self, limits: PeerLimits) -> None:
+        self.limits = limits
+        self.by_source: dict[str, deque[Pending]] = {}
+        self.count = 0
+        self.refused = LogThrottle(logging.WARNING, "refused peer connections: too many handshakes from one address")
+        self.evicted = LogThrottle(logging.WARNING, "closed stalled peer handshakes to make room for new ones")
+
+    def add(self, source: str, cap: int) -> Pending | None:
+        """A slot for a new connection from `source`, or None if that source has all it may have.
+        `cap` is the table's size now (the configured one, or less when descriptors are short)."""
+        mine = self.by_source.get(source)
+        if mine is not None and len(mine) >= self.limits.max_pending_per_source:
+            self.refused.hit(source)
+            return None
+        while self.count >= cap:
+            self._evict_one()
+        pending = Pending(source)
+        pending.scope.deadline = trio.current_time() + self.limits.handshake_timeout
+        self.by_source.setdefault(source, deque()).append(pending)
+        self.count += 1
+        return pending
+
+    def _evict_one(self) -> None:
+        # The heaviest source loses its oldest: an honest peer is rarely the one holding the most slots.
+        heaviest = max(self.by_source.values(), key=len)
+        victim = heaviest[0]
+        self.evicted.hit(f"the oldest from {victim.source}, which held {len(heaviest)}")
+        self.remove(victim)
+        victim.scope.cancel()
+
+    def remove(self, pending: Pending) -> None:
+        if pending.done:
+            return
+        pending.done = True
+        mine = self.by_source[pending.source]
+        mine.remove(pending)
+        if not mine:
+            del self.by_source[pending.source]
+        self.count -= 1
+
+
+class LinkTable:
+    """Admitted links by peer identity, oldest first."""
+
+    def __init__(self, limits: PeerLimits) -> None:
+        self.limits = limits
+        self.by_peer: dict[bytes, deque[PeerConnection]] = {}
+        self.replaced = LogThrottle(logging.INFO, "closed a peer's oldest link for its newest")
+
+    def add(self, conn: PeerConnection, nursery: trio.Nursery) -> None:
+        """Count `conn` under its peer; over the cap, the peer's oldest link is closed (in `nursery`)."""
+        mine = self.by_peer.setdefault(conn.peer_public_key, deque())
+        mine.append(conn)
+        while len(mine) > self.limits.max_links_per_peer:
+            old = mine.popleft()
+            self.replaced.hit(f"{conn.peer_peer_id} has {self.limits.max_links_per_peer}")
+            reason = close_reason("replaced", "a newer link from the same peer took this one's place")
+            nursery.start_soon(old.aclose, NORMAL_CLOSE, reason)
+
+    def remove(self, conn: PeerConnection) -> None:
+        mine = self.by_peer.get(conn.peer_public_key)
+        if mine is not None and conn in mine:
+            mine.remove(conn)
+            if not mine:
+                del self.by_peer[conn.peer_public_key]

@@ -37,11 +37,13 @@ import os
 import socket
 import stat
 import struct
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import trio
 
+from ..link.limits import ACCEPT_PAUSE_S, CAPACITY_ERRNOS, LogThrottle
 from .errors import INVALID_REQUEST, ApiError
 from .rpc_session import DEFAULT_NOTIFY_BUDGET, MAX_OUTGOING, NotifyBudget, Session, encode_line, error_response
 
@@ -317,6 +319,31 @@ class _Server:
             )
 
 
+async def _accept_loop(
+    listener: trio.SocketListener, handler: Callable[[trio.SocketStream], Awaitable[None]], nursery: trio.Nursery
+) -> None:
+    """trio.serve_listeners, except that running out of descriptors (EMFILE and the like) pauses accepting
+    briefly with a rate-limited warning instead of logging a traceback every 0.1 s."""
+    out_of_fds = LogThrottle(logging.WARNING, "cannot accept local-API connections", logger=log)
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as exc:
+            if exc.errno not in CAPACITY_ERRNOS:
+                raise
+            out_of_fds.hit(f"{exc.strerror}; pausing {ACCEPT_PAUSE_S:g} s")
+            await trio.sleep(ACCEPT_PAUSE_S)
+            continue
+        nursery.start_soon(_serve_one, stream, handler)
+
+
+async def _serve_one(stream: trio.SocketStream, handler: Callable[[trio.SocketStream], Awaitable[None]]) -> None:
+    try:
+        await handler(stream)
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
 async def serve_rpc(
     path: str | os.PathLike[str],
     dispatcher: Dispatcher,
@@ -338,7 +365,7 @@ async def serve_rpc(
     try:
         log.info("listening on %s", path)
         async with listener, trio.open_nursery() as nursery:
-            nursery.start_soon(trio.serve_listeners, server.handle_connection, [listener])
+            nursery.start_soon(_accept_loop, listener, server.handle_connection, nursery)
             task_status.started(path)
     finally:
         with contextlib.suppress(OSError):

@@ -3,14 +3,16 @@ address), admitted links per peer identity, and the file descriptors all of them
 
 A connection is *pending* from accept() until its handshake and admission are done, at most
 `handshake_timeout` seconds. When the pending table is full, a new connection pushes out the oldest
-pending connection of the source holding the most slots, so a flood from a few addresses cannot starve
-a peer dialling from another; a source already at `max_pending_per_source` is refused at once. An
+pending connection of the source holding the most slots (when its own source holds none, or two fewer),
+else it is refused: a flood cannot starve a peer dialling from an address of its own. A source already at
+`max_pending_per_source` is refused at once. An
 admitted peer identity keeps at most `max_links_per_peer` links: a new one replaces its oldest (a guest
 redialling after a network change is normal; its old link may not be dead yet on our side).
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import resource
@@ -26,6 +28,8 @@ from .session import HANDSHAKE_TIMEOUT
 log = logging.getLogger("clawroomd.link")
 
 FD_SHARE = 2  # peer connections may use at most 1/FD_SHARE of the soft descriptor limit
+CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})  # accept() out of room
+ACCEPT_PAUSE_S = 0.25  # how long a listener stops accepting after accept() failed with one of those
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +76,8 @@ def source_of(address: object) -> str:
     """The key a pending connection is counted under: its IPv4 address, or the /64 of an IPv6 one
     (one host usually has a whole /64). IPv4-mapped IPv6 counts as the IPv4 address."""
     host = address[0] if isinstance(address, tuple) and address else address
+    if isinstance(host, str) and ":" not in host:
+        return host  # getpeername's IPv4 text is canonical already (the common case, on every accept)
     try:
         ip = ipaddress.ip_address(str(host).split("%", 1)[0])
     except ValueError:
@@ -86,8 +92,8 @@ def source_of(address: object) -> str:
 class LogThrottle:
     """One kind of event logged at most once per `interval` seconds, with how many there were since."""
 
-    def __init__(self, level: int, what: str, interval: float = 10.0) -> None:
-        self.level, self.what, self.interval = level, what, interval
+    def __init__(self, level: int, what: str, interval: float = 10.0, logger: logging.Logger = log) -> None:
+        self.level, self.what, self.interval, self.logger = level, what, interval, logger
         self.count = 0
         self._next = -float("inf")
 
@@ -96,7 +102,7 @@ class LogThrottle:
         now = trio.current_time()
         if now >= self._next:
             suffix = f" ({self.count} in the last {self.interval:g} s)" if self.count > 1 else ""
-            log.log(self.level, "%s%s%s", self.what, f": {detail}" if detail else "", suffix)
+            self.logger.log(self.level, "%s%s%s", self.what, f": {detail}" if detail else "", suffix)
             self.count = 0
             self._next = now + self.interval
 
@@ -106,6 +112,7 @@ class Pending:
     """One connection in its handshake; cancelling `scope` closes it."""
 
     source: str
+    started: float = field(default_factory=trio.current_time)
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     done: bool = False
 
@@ -117,29 +124,40 @@ class PendingTable:
         self.limits = limits
         self.by_source: dict[str, deque[Pending]] = {}
         self.count = 0
+        self._holding: dict[int, set[str]] = {}  # slots held -> the sources holding that many
+        self._most = 0  # the most slots any source holds (checked on every accept under a flood)
         self.refused = LogThrottle(logging.WARNING, "refused peer connections: too many handshakes from one address")
         self.evicted = LogThrottle(logging.WARNING, "closed stalled peer handshakes to make room for new ones")
+        self.full = LogThrottle(logging.WARNING, "refused peer connections: the table of handshakes is full")
 
     def add(self, source: str, cap: int) -> Pending | None:
-        """A slot for a new connection from `source`, or None if that source has all it may have.
-        `cap` is the table's size now (the configured one, or less when descriptors are short)."""
-        mine = self.by_source.get(source)
-        if mine is not None and len(mine) >= self.limits.max_pending_per_source:
+        """A slot for a new connection from `source`, or None: that source has all it may have, or the
+        table is full and no source holds more than it does. `cap` is the table's size now (the
+        configured one, or less when descriptors are short)."""
+        held = len(self.by_source.get(source, ()))
+        if held >= self.limits.max_pending_per_source:
             self.refused.hit(source)
             return None
         while self.count >= cap:
-            self._evict_one()
+            # Full: the source holding the most slots gives up its oldest (among equals, the one waiting
+            # longest), but only to a newcomer or to a source holding at least two fewer, so that shares
+            # even out rather than change hands forever. A flood from many addresses then settles and
+            # its new connections are refused cheaply, while a peer arriving from an address of its own
+            # gets a slot. Starving that peer takes about `max_pending` addresses (IPv6: /64s).
+            most = self._most
+            if not (most > held + 1 or (held == 0 and most > 0)):
+                self.full.hit(source)
+                return None
+            heaviest = min(self._holding[most], key=lambda s: self.by_source[s][0].started)
+            self._evict(self.by_source[heaviest][0], most)
         pending = Pending(source)
-        pending.scope.deadline = trio.current_time() + self.limits.handshake_timeout
+        pending.scope.deadline = pending.started + self.limits.handshake_timeout
         self.by_source.setdefault(source, deque()).append(pending)
-        self.count += 1
+        self._count_for(source, held, held + 1)
         return pending
 
-    def _evict_one(self) -> None:
-        # The heaviest source loses its oldest: an honest peer is rarely the one holding the most slots.
-        heaviest = max(self.by_source.values(), key=len)
-        victim = heaviest[0]
-        self.evicted.hit(f"the oldest from {victim.source}, which held {len(heaviest)}")
+    def _evict(self, victim: Pending, held: int) -> None:
+        self.evicted.hit(f"the oldest from {victim.source}, which held {held}")
         self.remove(victim)
         victim.scope.cancel()
 
@@ -151,7 +169,17 @@ class PendingTable:
         mine.remove(pending)
         if not mine:
             del self.by_source[pending.source]
-        self.count -= 1
+        self._count_for(pending.source, len(mine) + 1, len(mine))
+
+    def _count_for(self, source: str, was: int, now: int) -> None:
+        self.count += now - was
+        if was:
+            self._holding[was].discard(source)
+        if now:
+            self._holding.setdefault(now, set()).add(source)
+        self._most = max(self._most, now)
+        while self._most and not self._holding.get(self._most):
+            self._most -= 1
 
 
 class LinkTable:

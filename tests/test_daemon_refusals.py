@@ -11,16 +11,15 @@ from typing import Any
 
 import pytest
 import trio
-from roompair import MALLORY, forge
+from roompair import MALLORY
 
 from clawroomd.client import ApiError
-from clawroomd.core.envelope import open_envelope
+from clawroomd.core.envelope import open_envelope, seal
 from clawroomd.core.errors import CLOSE_BAD_SIGNATURE
-from clawroomd.core.events import Joined
+from clawroomd.core.events import Header, Joined
 from clawroomd.core.identity import Identity
 from clawroomd.core.invites import Invite
 from clawroomd.core.joinurl import JoinURL
-from clawroomd.core.room import GuestRoom
 from clawroomd.daemon.spawn import DaemonProcess
 from clawroomd.link import LinkClosed, dial_peer
 
@@ -95,10 +94,17 @@ async def test_forged_author_closes_the_link_with_4001(daemon: DaemonProcess) ->
             invite=Invite(room_id=url.room_id, secret=url.secret),
         ) as conn:
             await conn.send({"t": "sync", "room": url.room_id, "after": -1})
-            first = await conn.receive()
-            replica = GuestRoom(guest, room_id=url.room_id, host_key=_author_key(first["env"]))
-            replica.receive(first["env"])
-            forged = forge(MALLORY, replica, Joined(label="mallory"), author="guest")
+            created_event = open_envelope((await conn.receive())["env"])
+            header = Header(
+                room=url.room_id,
+                seq=1,
+                prev=created_event.hash,
+                author="guest",
+                key=MALLORY.public_key,  # not the key the link proved
+                ts=created_event.header.ts,
+                sid="forged",
+            )
+            forged = seal(MALLORY, header, Joined(label="mallory"))
             await conn.send({"t": "submit", "room": url.room_id, "sid": "forged", "env": forged.envelope})
             with pytest.raises(LinkClosed) as closed:
                 while True:
@@ -106,7 +112,3 @@ async def test_forged_author_closes_the_link_with_4001(daemon: DaemonProcess) ->
     assert closed.value.close_code == CLOSE_BAD_SIGNATURE and closed.value.error_code == "wrong_author"
     status = await trio.to_thread.run_sync(lambda: daemon.call("room.status", room_id=url.room_id))
     assert status["seq"] == 0  # nothing appended
-
-
-def _author_key(envelope: bytes) -> bytes:
-    return open_envelope(envelope).header.key

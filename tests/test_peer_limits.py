@@ -5,6 +5,7 @@ through at once, one identity keeps a bounded number of links, and the log says 
 from __future__ import annotations
 
 import logging
+import resource
 import select
 import subprocess
 import time
@@ -208,8 +209,6 @@ def test_sources_are_addresses_or_ipv6_64s(address: Any, source: str) -> None:
 
 
 def test_the_connection_cap_follows_the_descriptor_limit() -> None:
-    import resource
-
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert PeerLimits(max_connections=10**6).connection_cap() == soft // 2
     assert PeerLimits(max_connections=5).connection_cap() == 5
@@ -265,3 +264,23 @@ async def test_a_daemon_at_a_low_fd_limit_serves_an_honest_join_through_a_flood(
     finally:
         host.stop()
         guest.stop()
+
+
+@pytest.mark.slow
+def test_the_daemon_raises_its_soft_fd_limit_to_the_hard_one(tmp_path: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.skip("needs a finite hard open-file limit above 256")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # inherited by the daemon
+    try:
+        d = DaemonProcess(tmp_path / "d")
+        d.launch()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        d.wait_ready()
+        assert d.proc is not None
+        line = next(x for x in Path(f"/proc/{d.proc.pid}/limits").read_text().splitlines() if "open files" in x)
+        assert line.split()[3:5] == [str(hard), str(hard)], line
+    finally:
+        d.stop()

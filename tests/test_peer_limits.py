@@ -18,11 +18,14 @@ from typing import Any
 import pytest
 import trio
 from test_link import HOST, HOST_STATIC, ROOM, Host, _dial, _host
+from trio_websocket import ConnectionClosed, connect_websocket
 
 from clawroomd.client import AsyncClient
+from clawroomd.core.errors import CLOSE_TIMEOUT
 from clawroomd.daemon.spawn import DaemonProcess
 from clawroomd.link import LinkClosed, PeerLimits, serve_peers
-from clawroomd.link.limits import source_of
+from clawroomd.link.connection import close_ws
+from clawroomd.link.limits import CLOSE_GRACE_S, source_of
 
 LIMITS = PeerLimits(handshake_timeout=3.0, max_pending=16, max_pending_per_source=4, max_links_per_peer=3)
 FLOOD_SOURCES = [f"127.0.0.{i}" for i in range(2, 22)]  # 20 addresses, none of them the honest peer's
@@ -147,6 +150,20 @@ async def test_an_honest_join_gets_through_a_continuous_flood(close_all: list[tr
         print(f"honest joins during a flood of {len(close_all)} connections: {[round(x * 1000) for x in latencies]} ms")
         assert max(latencies) < 2.0
         assert still_open(close_all) <= LIMITS.max_pending
+
+
+async def test_a_stalled_handshake_is_told_why_at_its_deadline() -> None:
+    limits = PeerLimits(handshake_timeout=1.0)
+    async with serving(_host(), limits) as addr, trio.open_nursery() as nursery:
+        ws = await connect_websocket(nursery, addr[0], addr[1], "/clawroom/1", use_ssl=False)
+        t0 = time.perf_counter()
+        with trio.fail_after(5), pytest.raises(ConnectionClosed) as closed:
+            await ws.get_message()  # we never send the first handshake message
+        took = time.perf_counter() - t0
+        assert closed.value.reason.code == CLOSE_TIMEOUT and "handshake_timeout" in (closed.value.reason.reason or "")
+        assert 0.8 < took < 1.0 + CLOSE_GRACE_S + 0.5
+        await close_ws(ws, 1000, "")  # closes our socket too
+        nursery.cancel_scope.cancel()
 
 
 async def test_one_identity_keeps_at_most_its_cap_of_links() -> None:

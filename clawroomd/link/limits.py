@@ -107,12 +107,17 @@ class LogThrottle:
             self._next = now + self.interval
 
 
+CLOSE_GRACE_S = 0.5  # past the handshake deadline, time to send the peer its 4006 close before dropping it
+
+
 @dataclass(eq=False)
 class Pending:
-    """One connection in its handshake; cancelling `scope` closes it."""
+    """One connection in its handshake, due to be admitted by `deadline`; cancelling `scope` closes it (its
+    own deadline allows CLOSE_GRACE_S more, to say why)."""
 
     source: str
     started: float = field(default_factory=trio.current_time)
+    deadline: float = 0.0
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     done: bool = False
 
@@ -151,7 +156,8 @@ class PendingTable:
             heaviest = min(self._holding[most], key=lambda s: self.by_source[s][0].started)
             self._evict(self.by_source[heaviest][0], most)
         pending = Pending(source)
-        pending.scope.deadline = pending.started + self.limits.handshake_timeout
+        pending.deadline = pending.started + self.limits.handshake_timeout
+        pending.scope.deadline = pending.deadline + CLOSE_GRACE_S
         self.by_source.setdefault(source, deque()).append(pending)
         self._count_for(source, held, held + 1)
         return pending

@@ -116,8 +116,11 @@ class _Listener:
         """The WebSocket upgrade, Noise XX and authorisation, all within the pending slot's deadline;
         None if any of it failed, timed out, or the slot was taken back."""
         with pending.scope:
-            ws = await _accept_websocket(ws_nursery, stream)
+            ws = None
+            with trio.move_on_at(pending.deadline):
+                ws = await _accept_websocket(ws_nursery, stream)
             if ws is None:
+                self.failed.hit("no WebSocket upgrade (in time)")
                 return None
             try:
                 return await accept_peer(
@@ -125,7 +128,7 @@ class _Listener:
                     identity=self.identity,
                     static_private=self.static_private,
                     authorize=self.authorize,
-                    timeout=max(pending.scope.deadline - trio.current_time(), 0.0),
+                    timeout=max(pending.deadline - trio.current_time(), 0.0),
                     **self.conn_options,
                 )
             except RemoteProtocolError as exc:
@@ -135,7 +138,7 @@ class _Listener:
             except Exception:
                 log.exception("peer handshake failed")
         if pending.scope.cancelled_caught:
-            self.failed.hit("closed before the handshake finished (timeout, or to make room)")
+            self.failed.hit("closed to make room for others before the handshake finished")
         return None
 
 

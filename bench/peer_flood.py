@@ -99,9 +99,11 @@ def main() -> None:
             subprocess.run(["prlimit", f"--pid={host.proc.pid}", limit], check=True)
             latencies, opened, held = trio.run(run, host, guest, args.flood, args.joins)
             fds = len(list(Path(f"/proc/{host.proc.pid}/fd").iterdir()))
+            status = Path(f"/proc/{host.proc.pid}/status").read_text().splitlines()
+            peak = next(int(x.split()[1]) // 1024 for x in status if x.startswith("VmHWM:"))
             log = host.log_path.read_text(errors="replace")
             print(f"flood: {args.flood} connections kept up ({opened} opened in all), {held} open at the end; "
-                  f"host fd limit {args.fd_limit}, {fds} fds open at the end")
+                  f"host fd limit {args.fd_limit}, {fds} fds open at the end, peak RSS {peak} MB")
             shown = [f"{x:.2f}" for x in latencies]
             print(f"honest join latency: {shown} s (median {statistics.median(latencies):.2f} s)")
             print(f"host log: {log.count('Too many open files') + log.count('too many open files')} 'too many open "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import resource
 import select
+import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -234,6 +235,7 @@ def test_the_connection_cap_follows_the_descriptor_limit() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux prlimit")
 async def test_a_daemon_at_a_low_fd_limit_serves_an_honest_join_through_a_flood(tmp_path: Path) -> None:
     """A real host daemon held to 256 descriptors, 1,000 flood connections kept up against it (each
     reopened as soon as it is closed): it used to log a traceback per failed accept and let joins time

@@ -23,6 +23,7 @@ from trio_websocket import ConnectionClosed, connect_websocket
 
 from clawroomd.client import AsyncClient
 from clawroomd.core.errors import CLOSE_TIMEOUT
+from clawroomd.daemon.config import ConfigError, load_config
 from clawroomd.daemon.spawn import DaemonProcess
 from clawroomd.link import LinkClosed, PeerLimits, serve_peers
 from clawroomd.link.connection import close_ws
@@ -303,3 +304,18 @@ def test_the_daemon_raises_its_soft_fd_limit_to_the_hard_one(tmp_path: Path) -> 
         assert line.split()[3:5] == [str(hard), str(hard)], line
     finally:
         d.stop()
+
+
+def test_the_caps_come_from_the_config_files_tuning_table(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text("[tuning]\nmax_pending_handshakes = 32\nmax_links_per_peer = 2\nhandshake_timeout = 4\n"
+                    "watch_memory = 1048576\nkeepalive_interval = 1.0\n")
+    config = load_config(["--config", str(conf), "--state-dir", str(tmp_path / "s")])
+    assert config.peer_limits == PeerLimits(max_pending=32, max_links_per_peer=2, handshake_timeout=4)
+    assert config.watch_memory == 1 << 20
+    assert load_config(["--state-dir", str(tmp_path / "s")]).peer_limits is None  # the defaults
+    for bad in ("max_links_per_peer = 0", "max_pending_per_address = 2.5", "handshake_timeout = true",
+                "watch_memory = 10", 'max_peer_connections = "many"'):
+        conf.write_text(f"[tuning]\n{bad}\n")
+        with pytest.raises(ConfigError, match=bad.split()[0]):
+            load_config(["--config", str(conf), "--state-dir", str(tmp_path / "s")])

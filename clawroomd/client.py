@@ -18,8 +18,9 @@ Async (trio)::
 
 Errors: ``ApiError`` (the daemon answered with an error: ``.code`` is the stable string such as
 ``"unknown_room"``, ``.message`` a sentence for a person, ``.data`` the extra fields, ``.rpc_code`` the
-JSON-RPC integer), ``DaemonNotRunning`` (nothing listens on the socket), ``ConnectionLost`` (the daemon
-closed the connection), all subclasses of ``ClientError``.
+JSON-RPC integer), ``DaemonNotRunning`` (nothing listens on the socket), its subclass ``DaemonBusy`` (the
+daemon's queue of connections waiting to be accepted stayed full for CONNECT_RETRY_S: busy or stuck),
+``ConnectionLost`` (the daemon closed a connection it had accepted), all subclasses of ``ClientError``.
 
 Socket path: ``default_socket_path(state_dir)`` is the one rule, shared with the daemon:
 
@@ -35,11 +36,13 @@ Socket path: ``default_socket_path(state_dir)`` is the one rule, shared with the
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import math
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 
 SOCKET_NAME = "clawroomd.sock"
 MAX_LINE = 64 << 20  # refuse a reply line over 64 MiB rather than buffer without end
+CONNECT_RETRY_S = 5.0  # how long a connect keeps retrying while the daemon's accept queue is full
 
 
 # ----------------------------------------------------------------------------------------------- paths
@@ -97,6 +101,11 @@ class DaemonNotRunning(ClientError):
     """Nothing accepts connections on the socket."""
 
 
+class DaemonBusy(DaemonNotRunning):
+    """The socket exists but its queue of connections waiting to be accepted stayed full (EAGAIN on
+    connect) for CONNECT_RETRY_S: the daemon is overloaded or stuck. No connection was made."""
+
+
 class ConnectionLost(ClientError):
     """The daemon closed the connection (or sent something that is not JSON-RPC)."""
 
@@ -133,6 +142,41 @@ def _not_running(path: Path, err: OSError) -> DaemonNotRunning:
     return DaemonNotRunning(
         f"clawroomd is not running (cannot connect to {path}: {err.strerror}); start it with `clawroomd`"
     )
+
+
+def _busy(path: Path) -> DaemonBusy:
+    return DaemonBusy(
+        f"clawroomd at {path} is not accepting connections: its queue stayed full for {CONNECT_RETRY_S:g} s "
+        "(too many clients at once, or the daemon is stuck); try again"
+    )
+
+
+class _Connecting:
+    """One non-blocking connect attempt at a time on an AF_UNIX socket. A full accept queue answers EAGAIN
+    at once (it is not EINPROGRESS: nothing is pending), and the same socket may simply try again; a
+    client that took EAGAIN for "connected" would only find out at its first read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.setblocking(False)
+        self.delay = 0.002
+
+    def attempt(self) -> bool:
+        """True once connected; False to retry after `next_delay()`. Raises DaemonNotRunning or OSError."""
+        try:
+            self.sock.connect(str(self.path))
+        except BlockingIOError as e:
+            if e.errno != errno.EAGAIN:
+                raise
+            return False
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise _not_running(self.path, e) from None
+        return True
+
+    def next_delay(self) -> float:
+        delay, self.delay = self.delay, min(self.delay * 2, 0.1)
+        return delay
 
 
 def _encode(method: str, params: dict[str, Any], req_id: int | None) -> bytes:
@@ -178,12 +222,15 @@ class Client:
         self._ids = itertools.count(1)
         self._buf = bytearray()
         self._notes: deque[dict[str, Any]] = deque()
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connecting = _Connecting(self.socket_path)
+        self._sock = connecting.sock
         try:
-            self._sock.connect(str(self.socket_path))
-        except (FileNotFoundError, ConnectionRefusedError) as e:
-            self._sock.close()
-            raise _not_running(self.socket_path, e) from None
+            deadline = time.monotonic() + CONNECT_RETRY_S
+            while not connecting.attempt():
+                if time.monotonic() >= deadline:
+                    raise _busy(self.socket_path)
+                time.sleep(connecting.next_delay())
+            self._sock.setblocking(True)
         except BaseException:
             self._sock.close()
             raise
@@ -275,10 +322,17 @@ class AsyncClient:
     async def __aenter__(self) -> AsyncClient:
         import trio
 
+        connecting = _Connecting(self.socket_path)
         try:
-            self._stream = await trio.open_unix_socket(str(self.socket_path))
-        except (FileNotFoundError, ConnectionRefusedError) as e:
-            raise _not_running(self.socket_path, e) from None
+            deadline = trio.current_time() + CONNECT_RETRY_S
+            while not connecting.attempt():
+                if trio.current_time() >= deadline:
+                    raise _busy(self.socket_path)
+                await trio.sleep(connecting.next_delay())
+        except BaseException:
+            connecting.sock.close()
+            raise
+        self._stream = trio.SocketStream(trio.socket.from_stdlib_socket(connecting.sock))
         self._send_lock = trio.Lock()
         self._note_send, self._note_recv = trio.open_memory_channel[dict[str, Any]](math.inf)
         self._nursery_cm = trio.open_nursery()
@@ -286,10 +340,12 @@ class AsyncClient:
         self._nursery.start_soon(self._reader)
         return self
 
-    async def __aexit__(self, *exc: Any) -> bool | None:
+    async def __aexit__(self, *exc: Any) -> None:
         self._nursery.cancel_scope.cancel()
         try:
-            return await self._nursery_cm.__aexit__(*exc)
+            # Not handed the body's exception: the caller's ApiError must reach it as itself, not wrapped
+            # in an ExceptionGroup by the nursery that only holds our reader.
+            await self._nursery_cm.__aexit__(None, None, None)
         finally:
             await self._stream.aclose()
 

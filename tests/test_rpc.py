@@ -211,6 +211,25 @@ async def test_slow_subscriber_is_disconnected(tmp_path: Path, nursery: trio.Nur
         assert (await c.call("echo"))["params"] == {}
 
 
+async def test_dropping_a_slow_subscriber_is_not_a_crash(
+    tmp_path: Path, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The drop closes the session under the read loop: that used to end in UnboundLocalError (`linger`)."""
+    d = Dispatcher()
+    path = await nursery.start(
+        lambda task_status: serve_rpc(tmp_path / "d.sock", d, max_outgoing=50_000, task_status=task_status)
+    )
+    async with await trio.open_unix_socket(str(path)) as s:
+        await s.send_all(b'{"jsonrpc":"2.0","id":1,"method":"watch","params":{"n":100000,"pad":1000}}\n')
+        with trio.fail_after(5):
+            while not d.closed:
+                await trio.sleep(0.01)
+        with trio.fail_after(5):
+            while await s.receive_some(1 << 20):
+                pass
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+
+
 async def test_sync_client(server: tuple[Path, Dispatcher], tmp_path: Path) -> None:
     path, _ = server
 

@@ -31,11 +31,12 @@ class LocalProtocolError(ProtocolError):
 
 
 class RemoteProtocolError(ProtocolError):
-    """The peer sent something the protocol forbids; `close_code` is what to answer it with."""
+    """The peer sent something the protocol forbids; `close_code` is what to answer it with (by default
+    the one mapping below, e.g. 4001 for `wrong_author`; 4000 for codes it does not name)."""
 
-    def __init__(self, code: str, message: str, close_code: int = CLOSE_PROTOCOL) -> None:
+    def __init__(self, code: str, message: str, close_code: int | None = None) -> None:
         super().__init__(code, message)
-        self.close_code = close_code
+        self.close_code = _CLOSE_BY_CODE.get(code, CLOSE_PROTOCOL) if close_code is None else close_code
 
 
 _CLOSE_BY_CODE = {
@@ -48,7 +49,7 @@ _CLOSE_BY_CODE = {
 
 def as_remote(err: LocalProtocolError) -> RemoteProtocolError:
     """The same violation, now blamed on the peer (used when validating what the peer sent)."""
-    return RemoteProtocolError(err.code, err.message, _CLOSE_BY_CODE.get(err.code, CLOSE_PROTOCOL))
+    return RemoteProtocolError(err.code, err.message)
 
 
 # Every code the room protocol (events, envelope, rules) can raise, with what it means. SPEC.md's table is

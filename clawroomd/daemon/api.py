@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 DEFAULT_TURN_TIMEOUT_S = 3600
 DEFAULT_DEADLINE_S = 24 * 3600
 DEFAULT_ANSWER_TIMEOUT_S = 2 * 3600
+WATCH_PAGE = 64  # events a watcher takes from the room's log at a time
 
 
 def _bad(message: str) -> ApiError:
@@ -47,13 +48,39 @@ def _get(
     return value
 
 
+def _out_of_range(message: str) -> ApiError:
+    return ApiError("bad_value", message)
+
+
 def _seconds(params: dict[str, Any], name: str, default: float | None) -> int | None:
+    """A duration parameter in whole milliseconds (None when absent and no default)."""
     value = _get(params, name, (int, float), default)
     if value is None:
         return None
-    if value <= 0 or value > 366 * 86400:
-        raise _bad(f"{name} must be a positive number of seconds (at most a year)")
+    # Under 1 ms would round to 0, which callers read as "not given" (an invite TTL became 72 h).
+    if not 0.001 <= value <= 366 * 86400:
+        raise _out_of_range(f"{name} must be a number of seconds from 0.001 to 366 days, not {value!r}")
     return int(value * 1000)
+
+
+def _not_unicode(params: dict[str, Any]) -> str | None:
+    """The name of the first parameter holding text that is not Unicode (a lone surrogate, which JSON's
+    \\uXXXX escapes can express), or None. Iterative: nesting depth is the client's choice."""
+    stack: list[tuple[str, Any]] = [(name, value) for name, value in params.items()]
+    while stack:
+        name, value = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return name
+        elif isinstance(value, dict):
+            stack.extend((name, k) for k in value)
+            stack.extend((name, v) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((name, v) for v in value)
+    return None
 
 
 @contextlib.contextmanager
@@ -86,6 +113,8 @@ class Api:
         fn = self.methods.get(method)
         if fn is None:
             raise ApiError("method_not_found", f"unknown method {method!r}; methods: {', '.join(sorted(self.methods))}")
+        if (name := _not_unicode(params)) is not None:
+            raise ApiError("bad_value", f"parameter {name!r} holds text that is not valid Unicode (a lone surrogate)")
         return await fn(params, session)
 
     def _room(self, params: dict[str, Any]) -> LiveRoom:
@@ -175,6 +204,8 @@ class Api:
                 raise _bad("agent_command is a non-empty list of strings (argv)")
             meta["agent_command"] = command
         timeout = float(_get(params, "timeout_s", (int, float), 30))
+        if not 0 < timeout <= 3600:
+            raise _out_of_range(f"timeout_s must be a number of seconds above 0 and at most 3600, not {timeout!r}")
         live = await self.sup.guest_side.join(url, label=_get(params, "label", str, ""), meta=meta, timeout=timeout)
         return status_view(live)
 
@@ -276,18 +307,24 @@ class Api:
     async def room_watch(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)
         after = _get(params, "after", int, -1)
+        if after < -1:
+            raise _out_of_range(f"after must be a sequence number, or -1 for the whole room, not {after}")
         session.start_soon(self._stream, live, after, session)
         return {"room_id": live.room_id, "subscribed": True, "seq": live.state.seq}
 
     async def _stream(self, live: LiveRoom, after: int, session: Session) -> None:
         """Notifications: room.event per event (from `after`), room.your_turn when we are awaited,
-        room.status when link or lifecycle changes, room.closed once at the end."""
+        room.status when link or lifecycle changes, room.closed once at the end.
+
+        Events are paced (each waits while more than PACE_BYTES of this connection's output is unread), so
+        a watcher that does not read holds only its place in the room's log, never a copy of it."""
         seq, turn_sent, last = after, -2, None
         while not session.closed:
             changed = live.changed
-            while pending := live.core.events_after(seq):  # drain: more may land while we notify
-                for event in pending:
-                    if not await session.notify("room.event", {"room_id": live.room_id, "event": event.to_json()}):
+            while page := live.core.log[seq + 1 : seq + 1 + WATCH_PAGE]:  # the log's index is the seq
+                for event in page:
+                    note = {"room_id": live.room_id, "event": event.to_json()}
+                    if not await session.notify("room.event", note, paced=True):
                         return
                     seq = event.header.seq
             brief = (live.link_up, lifecycle(live))
@@ -297,6 +334,8 @@ class Api:
                     "room.status",
                     {"room_id": live.room_id, "peer_connected": brief[0], "lifecycle": brief[1], "seq": seq},
                 )
+            if live.state.seq != seq:
+                continue  # events landed while we sent the status: they go first, then whose turn it is
             if live.our_turn and turn_sent != seq:
                 turn_sent = seq
                 await session.notify(

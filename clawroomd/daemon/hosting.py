@@ -73,6 +73,7 @@ class HostSide:
         self.sup = sup
 
     async def serve(self, host: str, port: int, *, task_status: trio.TaskStatus[tuple[str, int]]) -> None:
+        options: dict[str, Any] = {**self.sup.link_options, "limits": self.sup.config.peer_limits}
         await serve_peers(
             host,
             port,
@@ -81,7 +82,7 @@ class HostSide:
             authorize=self.authorize,
             handler=self.serve_guest,
             task_status=task_status,
-            **self.sup.link_options,
+            **options,
         )
 
     # -- admission -----------------------------------------------------------------------------------

@@ -105,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"clawroomd: {e}", file=sys.stderr)
         return EXIT_USAGE
     setup_logging(config.log_level)
+    from clawroomd.link.limits import raise_fd_limit
+
+    raise_fd_limit()
 
     from clawroomd.keyfile import KeyFileError, load_or_create_identity, load_or_create_secret
     from clawroomd.private_files import UnsafeFolder, ensure_private_dir

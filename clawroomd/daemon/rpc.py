@@ -18,7 +18,8 @@ Requests on one connection are handled one at a time, in order (responses come b
 A dispatcher that starts a long-lived subscription returns its result at once and streams with
 ``session.notify`` from a task it starts with ``session.start_soon``; such tasks are cancelled when the
 client disconnects. When a client shuts down its sending side (EOF), replies already queued are flushed
-(for up to FLUSH_TIMEOUT seconds) and the connection closes, ending its subscriptions.
+(for up to FLUSH_TIMEOUT seconds) and the connection closes, ending its subscriptions. What a connection
+may leave unsent, per connection and for all of them together, is bounded: see ``rpc_session``.
 
 Dispatcher interface: any object with ``async def handle(self, method: str, params: dict, session)``.
 ``params`` is always a dict (absent/null/[] become ``{}``, a non-empty array is invalid_params). The
@@ -30,31 +31,48 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import json
 import logging
 import os
 import socket
 import stat
 import struct
-from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import trio
 
+from ..link.limits import ACCEPT_PAUSE_S, CAPACITY_ERRNOS, LogThrottle
 from ..private_files import UnsafeFolder, ensure_private_dir
 from .errors import INVALID_REQUEST, ApiError
+from .rpc_session import DEFAULT_NOTIFY_BUDGET, MAX_OUTGOING, NotifyBudget, Session, encode_line, error_response
+
+__all__ = [
+    "FLUSH_TIMEOUT",
+    "LISTEN_BACKLOG",
+    "MAX_OUTGOING",
+    "MAX_REQUEST",
+    "Dispatcher",
+    "Session",
+    "SocketSetupError",
+    "bind_unix_listener",
+    "decode_line",
+    "encode_line",
+    "peer_credentials",
+    "prepare_socket_dir",
+    "serve_rpc",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 1 << 20  # bytes per request line
-MAX_OUTGOING = 8 << 20  # bytes queued per connection before a subscriber that does not read is dropped
 FLUSH_TIMEOUT = 5.0  # seconds to flush queued replies once a client has stopped sending
 LINGER = 1.0  # seconds to drain a client's input after our last error line before closing
+# Connections the kernel queues for us to accept (it caps this at net.core.somaxconn). At 64, a burst of a
+# few hundred clients overflowed it and their connects failed with EAGAIN.
+LISTEN_BACKLOG = 4096
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes including the NUL
-_conn_ids = itertools.count(1)
 
 
 class SocketSetupError(Exception):
@@ -63,14 +81,6 @@ class SocketSetupError(Exception):
 
 class Dispatcher(Protocol):
     async def handle(self, method: str, params: dict[str, Any], session: Session) -> Any: ...
-
-
-def encode_line(obj: Any) -> bytes:
-    """One JSON value as a compact UTF-8 line (falls back to ASCII escapes for lone surrogates)."""
-    try:
-        return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-    except UnicodeEncodeError:
-        return (json.dumps(obj, separators=(",", ":")) + "\n").encode()
 
 
 def _reject_constant(name: str) -> Any:
@@ -83,139 +93,6 @@ def decode_line(line: bytes) -> Any:
         return json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
-
-
-def _error_response(req_id: Any, err: ApiError) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": req_id, "error": err.to_json()}
-
-
-# --------------------------------------------------------------------------------------------- session
-class Session:
-    """One client connection, handed to the dispatcher with every request.
-
-    * ``uid``, ``gid``, ``pid``: the client's credentials (SO_PEERCRED); ``conn_id`` for logs.
-    * ``await notify(method, params) -> bool``: queue a JSON-RPC notification. Never blocks: if the
-      client has more than MAX_OUTGOING bytes unread, the connection is closed (a subscriber that does
-      not read is dropped, memory stays bounded). Returns False once the session is closed.
-    * ``start_soon(fn, *args)``: run ``await fn(*args)`` in the connection's nursery; cancelled when the
-      connection closes. An exception in it is logged and closes this connection (never the daemon).
-    * ``on_close(callback)``: call ``callback()`` (sync) when the connection ends (e.g. to unregister a
-      watcher). Called at once if already closed.
-    * ``close()``: end the connection (cancels its tasks); ``closed``: whether it has ended.
-    """
-
-    def __init__(
-        self,
-        stream: trio.SocketStream,
-        nursery: trio.Nursery,
-        *,
-        uid: int,
-        gid: int,
-        pid: int,
-        max_outgoing: int = MAX_OUTGOING,
-    ) -> None:
-        self.uid, self.gid, self.pid = uid, gid, pid
-        self.conn_id = next(_conn_ids)
-        self._stream = stream
-        self._nursery = nursery
-        self._max_outgoing = max_outgoing
-        self._queue: deque[bytes] = deque()
-        self._queued = 0
-        self._wakeup = trio.Event()
-        self._drained = trio.Event()
-        self._callbacks: list[Callable[[], object]] = []
-        self.closed = False
-
-    def __repr__(self) -> str:
-        return f"<Session #{self.conn_id} uid={self.uid} pid={self.pid}{' closed' if self.closed else ''}>"
-
-    # -- output
-    def _enqueue(self, data: bytes) -> None:
-        self._queue.append(data)
-        self._queued += len(data)
-        self._wakeup.set()
-
-    async def notify(self, method: str, params: Any = None) -> bool:
-        if self.closed:
-            return False
-        msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            msg["params"] = params
-        data = encode_line(msg)
-        if self._queued + len(data) > self._max_outgoing:
-            log.warning("%r is not reading its notifications (%d bytes queued): closing", self, self._queued)
-            self.close()
-            return False
-        self._enqueue(data)
-        await trio.lowlevel.checkpoint()
-        return True
-
-    async def _reply(self, obj: dict[str, Any] | bytes) -> None:
-        """Queue a response (an object or its encoded line); waits (backpressure on the reader) while the
-        output queue is over the limit."""
-        if self.closed:
-            return
-        self._enqueue(obj if isinstance(obj, bytes) else encode_line(obj))
-        while self._queued > self._max_outgoing and not self.closed:
-            self._drained = trio.Event()
-            await self._drained.wait()
-
-    async def _writer(self) -> None:
-        try:
-            while True:
-                while not self._queue:
-                    self._wakeup = trio.Event()
-                    await self._wakeup.wait()
-                chunk = b"".join(self._queue)
-                self._queue.clear()
-                await self._stream.send_all(chunk)
-                self._queued -= len(chunk)
-                if not self._queue:
-                    self._drained.set()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            log.debug("%r went away while we were writing", self)
-            self.close()
-
-    async def _flush(self) -> None:
-        with trio.move_on_after(FLUSH_TIMEOUT):
-            while self._queued and not self.closed:
-                self._drained = trio.Event()
-                await self._drained.wait()
-
-    # -- tasks and lifetime
-    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: Any, name: str | None = None) -> None:
-        if self.closed:
-            raise RuntimeError(f"{self!r} is closed")
-        self._nursery.start_soon(self._guard, fn, args, name=name or getattr(fn, "__qualname__", repr(fn)))
-
-    async def _guard(self, fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
-        try:
-            await fn(*args)
-        except Exception:
-            log.exception("a task of %r failed; closing that connection", self)
-            self.close()
-
-    def on_close(self, callback: Callable[[], object]) -> None:
-        if self.closed:
-            self._run_callback(callback)
-        else:
-            self._callbacks.append(callback)
-
-    def _run_callback(self, callback: Callable[[], object]) -> None:
-        try:
-            callback()
-        except Exception:
-            log.exception("on_close callback of %r failed", self)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self._drained.set()
-        self._nursery.cancel_scope.cancel()
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            self._run_callback(callback)
 
 
 # ------------------------------------------------------------------------------------------ socket setup
@@ -250,7 +127,7 @@ def _remove_stale_socket(path: Path) -> None:
         path.unlink()
 
 
-async def bind_unix_listener(path: Path, *, backlog: int = 64) -> trio.SocketListener:
+async def bind_unix_listener(path: Path, *, backlog: int = LISTEN_BACKLOG) -> trio.SocketListener:
     """Bind and listen on `path` with the checks described in the module docstring."""
     if len(os.fsencode(path)) > _SUN_PATH_MAX:
         raise SocketSetupError(f"socket path {path} is too long for a Unix socket (max {_SUN_PATH_MAX} bytes)")
@@ -288,10 +165,11 @@ async def _linger(stream: trio.SocketStream) -> None:
 
 
 class _Server:
-    def __init__(self, dispatcher: Dispatcher, *, max_request: int, max_outgoing: int) -> None:
+    def __init__(self, dispatcher: Dispatcher, *, max_request: int, max_outgoing: int, notify_budget: int) -> None:
         self.dispatcher = dispatcher
         self.max_request = max_request
         self.max_outgoing = max_outgoing
+        self.budget = NotifyBudget(notify_budget)
 
     async def handle_connection(self, stream: trio.SocketStream) -> None:
         try:
@@ -311,16 +189,19 @@ class _Server:
             )
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 with trio.move_on_after(LINGER):
-                    await stream.send_all(encode_line(_error_response(None, err)))
+                    await stream.send_all(encode_line(error_response(None, err)))
                 await _linger(stream)
             return
         async with trio.open_nursery() as nursery:
-            session = Session(stream, nursery, uid=uid, gid=gid, pid=pid, max_outgoing=self.max_outgoing)
+            session = Session(
+                stream, nursery, uid=uid, gid=gid, pid=pid, max_outgoing=self.max_outgoing, budget=self.budget
+            )
             log.debug("%r connected", session)
-            nursery.start_soon(session._writer)
+            nursery.start_soon(session.writer)
+            linger = False  # stays False when the session is closed under us (a dropped slow watcher)
             try:
                 linger = await self._read_loop(stream, session)
-                await session._flush()
+                await session.flush(FLUSH_TIMEOUT)
             finally:
                 session.close()
         if linger:
@@ -365,36 +246,36 @@ class _Server:
             {"max_request": self.max_request},
             rpc_code=INVALID_REQUEST,
         )
-        await session._reply(_error_response(None, err))
+        await session.reply(error_response(None, err))
 
     async def _handle_line(self, line: bytes, session: Session) -> None:
         try:
             msg = decode_line(line)
         except ValueError as e:
             err = ApiError("parse_error", f"parse error: the line is not valid JSON ({e})")
-            await session._reply(_error_response(None, err))
+            await session.reply(error_response(None, err))
             return
         response = await self._handle_message(msg, session)
         if response is not None:
-            await session._reply(response)
+            await session.reply(response)
 
     async def _handle_message(self, msg: Any, session: Session) -> dict[str, Any] | bytes | None:
         if isinstance(msg, list):
-            return _error_response(
+            return error_response(
                 None,
                 ApiError("invalid_request", "batch requests are not supported: send one request object per line"),
             )
         if not isinstance(msg, dict):
-            return _error_response(None, ApiError("invalid_request", "a request must be a JSON object"))
+            return error_response(None, ApiError("invalid_request", "a request must be a JSON object"))
         is_notification = "id" not in msg
         req_id = msg.get("id")
         if not (req_id is None or isinstance(req_id, str) or type(req_id) is int):
-            return _error_response(None, ApiError("invalid_request", '"id" must be a string, an integer or null'))
+            return error_response(None, ApiError("invalid_request", '"id" must be a string, an integer or null'))
         method = msg.get("method")
         if msg.get("jsonrpc") != "2.0":
-            return _error_response(req_id, ApiError("invalid_request", 'a request needs "jsonrpc": "2.0"'))
+            return error_response(req_id, ApiError("invalid_request", 'a request needs "jsonrpc": "2.0"'))
         if not isinstance(method, str) or not method:
-            return _error_response(req_id, ApiError("invalid_request", 'a request needs a "method" string'))
+            return error_response(req_id, ApiError("invalid_request", 'a request needs a "method" string'))
         params = msg.get("params")
         try:
             if params is None or params == []:
@@ -415,14 +296,39 @@ class _Server:
                 msg_ = "internal error: the daemon produced an invalid result; see its log"
                 raise ApiError("internal", msg_) from None
         except ApiError as err:
-            return None if is_notification else _error_response(req_id, err)
+            return None if is_notification else error_response(req_id, err)
         except Exception:
             log.exception("%s failed for %r", method, session)
             if is_notification:
                 return None
-            return _error_response(
+            return error_response(
                 req_id, ApiError("internal", f"internal error while handling {method}; see the daemon's log")
             )
+
+
+async def _accept_loop(
+    listener: trio.SocketListener, handler: Callable[[trio.SocketStream], Awaitable[None]], nursery: trio.Nursery
+) -> None:
+    """trio.serve_listeners, except that running out of descriptors (EMFILE and the like) pauses accepting
+    briefly with a rate-limited warning instead of logging a traceback every 0.1 s."""
+    out_of_fds = LogThrottle(logging.WARNING, "cannot accept local-API connections", logger=log)
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as exc:
+            if exc.errno not in CAPACITY_ERRNOS:
+                raise
+            out_of_fds.hit(f"{exc.strerror}; pausing {ACCEPT_PAUSE_S:g} s")
+            await trio.sleep(ACCEPT_PAUSE_S)
+            continue
+        nursery.start_soon(_serve_one, stream, handler)
+
+
+async def _serve_one(stream: trio.SocketStream, handler: Callable[[trio.SocketStream], Awaitable[None]]) -> None:
+    try:
+        await handler(stream)
+    finally:
+        await trio.aclose_forcefully(stream)
 
 
 async def serve_rpc(
@@ -431,6 +337,7 @@ async def serve_rpc(
     *,
     max_request: int = MAX_REQUEST,
     max_outgoing: int = MAX_OUTGOING,
+    notify_budget: int = DEFAULT_NOTIFY_BUDGET,
     task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the local API on the Unix socket `path` until cancelled; removes the socket file on exit.
@@ -441,11 +348,11 @@ async def serve_rpc(
     path = Path(path).absolute()
     listener = await bind_unix_listener(path)
     ino = path.stat().st_ino
-    server = _Server(dispatcher, max_request=max_request, max_outgoing=max_outgoing)
+    server = _Server(dispatcher, max_request=max_request, max_outgoing=max_outgoing, notify_budget=notify_budget)
     try:
         log.info("listening on %s", path)
         async with listener, trio.open_nursery() as nursery:
-            nursery.start_soon(trio.serve_listeners, server.handle_connection, [listener])
+            nursery.start_soon(_accept_loop, listener, server.handle_connection, nursery)
             task_status.started(path)
     finally:
         with contextlib.suppress(OSError):

@@ -106,7 +106,8 @@ async def run_daemon(
         await nursery.start(_watch_signals, nursery.cancel_scope, notify_socket)
         supervisor = Supervisor(config=config, store=store, identity=identity, static_key=static_key, nursery=nursery)
         socket_path = await nursery.start(
-            functools.partial(serve_rpc, config.socket_path, supervisor, max_request=config.max_request)
+            functools.partial(serve_rpc, config.socket_path, supervisor, max_request=config.max_request,
+                              notify_budget=config.watch_memory)
         )
         listen = list(await nursery.start(supervisor.start))
         log.info(

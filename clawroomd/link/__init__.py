@@ -3,6 +3,7 @@
 from .connection import DEAD_AFTER, KEEPALIVE_INTERVAL, MAX_WS_MESSAGE, PeerConnection
 from .dialer import DIAL_TIMEOUT, dial_peer
 from .errors import DialFailed, LinkClosed
+from .limits import PeerLimits
 from .listener import RESOURCE, run_connection, serve_peers
 from .session import HANDSHAKE_TIMEOUT, Authorize, accept_peer, connect_peer
 
@@ -17,6 +18,7 @@ __all__ = [
     "DialFailed",
     "LinkClosed",
     "PeerConnection",
+    "PeerLimits",
     "accept_peer",
     "connect_peer",
     "dial_peer",

@@ -19,7 +19,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from ..core.channel import SecureChannel, Transport
-from ..core.errors import CLOSE_MALFORMED, CLOSE_TIMEOUT, RemoteProtocolError
+from ..core.errors import CLOSE_MALFORMED, CLOSE_PROTOCOL, CLOSE_TIMEOUT, RemoteProtocolError
 from ..core.invites import Invite
 from . import frames
 from .errors import LinkClosed
@@ -198,7 +198,7 @@ class PeerConnection:
                     raise RemoteProtocolError("malformed", "text WebSocket message", CLOSE_MALFORMED)
                 kind, body = frames.decode(self._transport.decrypt(wire))
                 if kind == frames.ACCEPTED:
-                    raise RemoteProtocolError("malformed", "a second 'accepted' frame")
+                    raise RemoteProtocolError("malformed", "a second 'accepted' frame", CLOSE_PROTOCOL)
             except RemoteProtocolError as exc:
                 await self._fail(exc)
                 return

@@ -15,7 +15,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from ..core.channel import SecureChannel
-from ..core.errors import CLOSE_HANDSHAKE, CLOSE_MALFORMED, CLOSE_TIMEOUT, RemoteProtocolError
+from ..core.errors import CLOSE_HANDSHAKE, CLOSE_MALFORMED, CLOSE_PROTOCOL, CLOSE_TIMEOUT, RemoteProtocolError
 from ..core.identity import Identity
 from ..core.invites import Invite
 from . import frames
@@ -99,7 +99,7 @@ async def connect_peer(
         conn = PeerConnection(ws, channel, **conn_options)
         kind, _ = frames.decode(conn._transport.decrypt(await _receive(ws)))
         if kind != frames.ACCEPTED:
-            raise RemoteProtocolError("malformed", "the host's first frame must be 'accepted'")
+            raise RemoteProtocolError("malformed", "the host's first frame must be 'accepted'", CLOSE_PROTOCOL)
         return conn
 
     return await _guarded(ws, timeout, body)

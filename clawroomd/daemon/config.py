@@ -10,7 +10,10 @@ TOML keys (all optional; relative paths are relative to the file's folder)::
     max_request = 1048576                 # bytes per local-API request line
     advertise   = ["192.0.2.10:7643"]     # addresses put in join URLs (default: the listen address)
 
-    [any_table]                           # tables are kept, unparsed, in DaemonConfig.extra
+    [tuning]                              # seconds: send_timeout, keepalive_interval, ... (daemon/tuning.py)
+    agent_timeout = 120
+
+    [any_table]                           # other tables are kept, unparsed, in DaemonConfig.extra
     ...
 
 An unknown top-level key that is not a table is an error (a typo should not be silently ignored).
@@ -30,6 +33,8 @@ from typing import Any, Literal
 
 import clawroomd
 from clawroomd.client import default_socket_path, default_state_dir
+
+from .tuning import Tuning, TuningError
 
 DEFAULT_LISTEN = "0.0.0.0:7643"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -53,6 +58,7 @@ class DaemonConfig:
     durability: Literal["normal", "full"] = "normal"
     max_request: int = DEFAULT_MAX_REQUEST
     advertise: tuple[str, ...] = ()  # HOST:PORT put in join URLs; empty: the listen address
+    tuning: Tuning = field(default_factory=Tuning)
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -198,7 +204,14 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     for text in advertise:
         parse_listen(text)  # same grammar as listen; raises ConfigError naming the bad value
 
-    extra = {k: v for k, v in file_data.items() if k not in _KNOWN_KEYS}
+    table = file_data.get("tuning", {})
+    if not isinstance(table, dict):
+        raise ConfigError("tuning must be a table ([tuning])")
+    try:
+        tuning = Tuning.from_table(table)
+    except TuningError as e:
+        raise ConfigError(str(e)) from None
+    extra = {k: v for k, v in file_data.items() if k not in _KNOWN_KEYS and k != "tuning"}
     return DaemonConfig(
         state_dir=state_dir,
         socket_path=socket_path,
@@ -209,5 +222,6 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         durability=durability,
         max_request=max_request,
         advertise=tuple(advertise),
+        tuning=tuning,
         extra=MappingProxyType(extra),
     )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -12,19 +11,6 @@ from ..core.envelope import SignedEvent
 from ..core.events import Role
 from ..core.room import GuestRoom, HostRoom
 from ..core.rules import RoomState
-
-if TYPE_CHECKING:
-    from .hosting import GuestFeed
-
-
-def now_ms() -> int:
-    """The wall clock: what our events' `ts` say. Never used to time a deadline (SPEC §9)."""
-    return time.time_ns() // 1_000_000
-
-
-def mono_ms() -> int:
-    """The monotonic clock every deadline runs on (trio's, so it agrees with trio's timeouts)."""
-    return int(trio.current_time() * 1000)
 
 
 @dataclass
@@ -51,7 +37,6 @@ class LiveRoom:
         self.local_result: dict[str, Any] | None = None  # guest-side verdict when the host is gone for good
         self.link_up = False
         self.stored_phase = ""  # the phase last written to the rooms table
-        self.feed: GuestFeed | None = None  # host: the events' way to the connected guest
         self._changed = trio.Event()
 
     @property

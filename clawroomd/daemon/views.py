@@ -6,7 +6,8 @@ from typing import Any
 
 from ..core.events import other
 from ..core.identity import peer_id_for
-from .live import LiveRoom, now_ms
+from .clock import now_ms
+from .live import LiveRoom
 
 
 def lifecycle(live: LiveRoom) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from .errors import LocalProtocolError
+from .ids import ROOM_ID_RULE, is_room_id
 
 PROTOCOL_VERSION = 1
 Role = Literal["host", "guest"]
@@ -50,7 +51,6 @@ MAX_CONSULTS_PER_TURN = 3
 EVENTS_PER_TURN = 6
 EVENTS_BASE = 16
 
-ROOM_ID_RE = re.compile(r"^cr_[0-9a-f]{8,32}$")
 FIELD_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 SID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -325,8 +325,8 @@ class Header:
     sid: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.room, str) or not ROOM_ID_RE.match(self.room):
-            raise LocalProtocolError("bad_value", f"room id {self.room!r} is malformed (cr_ + 8-32 hex digits)")
+        if not is_room_id(self.room):
+            raise LocalProtocolError("bad_value", f"room id {self.room!r} is malformed ({ROOM_ID_RULE})")
         _int("seq", self.seq, 0, 2**32)
         if not isinstance(self.prev, bytes) or len(self.prev) != 32:
             raise LocalProtocolError("bad_value", "prev must be a 32-byte hash")

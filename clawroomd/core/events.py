@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 
 from .errors import LocalProtocolError
 from .ids import ROOM_ID_RULE, is_room_id
+from .sids import SID_RULE, is_sid
 
 PROTOCOL_VERSION = 1
 Role = Literal["host", "guest"]
@@ -52,7 +53,6 @@ EVENTS_PER_TURN = 6
 EVENTS_BASE = 16
 
 FIELD_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-SID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -335,8 +335,8 @@ class Header:
         if not isinstance(self.key, bytes) or len(self.key) != 32:
             raise LocalProtocolError("bad_value", "key must be a 32-byte Ed25519 public key")
         _int("ts", self.ts, 0, 2**53)
-        if not isinstance(self.sid, str) or not SID_RE.match(self.sid):
-            raise LocalProtocolError("bad_value", "submit id must be 1-64 characters of [A-Za-z0-9_.:-]")
+        if not is_sid(self.sid):
+            raise LocalProtocolError("bad_value", f"submit id must be {SID_RULE}")
 
 
 # ---- wire form ---------------------------------------------------------------------------------------

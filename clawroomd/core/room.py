@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from . import sids
 from .envelope import SignedEvent, open_envelope, seal
 from .errors import LocalProtocolError, RemoteProtocolError, as_remote
 from .events import (
@@ -155,10 +156,10 @@ class HostRoom(_Replica):
 
     @classmethod
     def create(
-        cls, identity: Identity, *, room_id: str, spec: RoomCreated, now_ms: int, mono_ms: int, sid: str = "create"
+        cls, identity: Identity, *, room_id: str, spec: RoomCreated, now_ms: int, mono_ms: int, sid: str | None = None
     ) -> HostRoom:
         room = cls(identity, RoomState(room_id=room_id, host_key=identity.public_key))
-        room.send(spec, sid=sid, now_ms=now_ms, mono_ms=mono_ms)
+        room.send(spec, sid=sids.create() if sid is None else sid, now_ms=now_ms, mono_ms=mono_ms)
         return room
 
     @classmethod
@@ -259,7 +260,8 @@ class HostRoom(_Replica):
             reason = f"all {st.spec.max_turns} turns used without agreement on every field"
         else:
             return []
-        return list(self.close(status, reason=reason, now_ms=now_ms, mono_ms=mono_ms, sid=f"close-{st.seq + 1}").events)
+        sid = sids.follow_up_close(st.seq + 1)
+        return list(self.close(status, reason=reason, now_ms=now_ms, mono_ms=mono_ms, sid=sid).events)
 
     def next_deadline(self) -> tuple[int, str] | None:
         """The earliest (monotonic time ms, reason) at which `tick` would end the room, if any."""
@@ -288,7 +290,8 @@ class HostRoom(_Replica):
         due = self.next_deadline()
         if due is None or mono_ms < due[0]:
             return Submission(events=())
-        return self.close("timeout", reason=due[1], now_ms=now_ms, mono_ms=mono_ms, sid=f"timeout-{self.state.seq + 1}")
+        sid = sids.timeout(self.state.seq + 1)
+        return self.close("timeout", reason=due[1], now_ms=now_ms, mono_ms=mono_ms, sid=sid)
 
 
 class GuestRoom(_Replica):

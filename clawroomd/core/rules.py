@@ -17,6 +17,7 @@ from .events import (
     EVENTS_PER_TURN,
     MAX_CLOCK_SKEW_MS,
     MAX_CONSULTS_PER_TURN,
+    ROLES,
     Body,
     CloseAccepted,
     CloseProposed,
@@ -79,6 +80,21 @@ class RoomState:
         if self.phase == "delivering" and self.pending_close is not None:
             return other(self.pending_close.proposer)
         return self.turn
+
+    @property
+    def awaiting(self) -> frozenset[Role]:
+        """Who is expected to act now: the awaited side, or both once every field is agreed and no turn
+        is left (either may propose the close); nobody before the room is active, nor once it is closing.
+        A side consulting its owner still counts as expected (see `your_turn`)."""
+        if self.phase not in ("active", "delivering"):
+            return frozenset()
+        if self.awaited is not None:
+            return frozenset((self.awaited,))
+        return frozenset(ROLES) if self.all_agreed else frozenset()
+
+    def your_turn(self, role: Role) -> bool:
+        """`role` is expected to act now and free to (not waiting on its owner's answer)."""
+        return role in self.awaiting and role not in self.consulting
 
     def key_of(self, role: Role) -> bytes | None:
         return self.host_key if role == "host" else self.guest_key

@@ -116,6 +116,8 @@ def check_field_name(name: object) -> None:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FieldSpec:
+    """One field the room must settle: its name (what moves and outcomes key on) and what it means."""
+
     name: str
     description: str = ""
 
@@ -157,6 +159,8 @@ class Body:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RoomCreated(Body):
+    """The host opens the room: what to settle, the turn limit, who speaks first and the deadlines."""
+
     kind: ClassVar[str] = "room_created"
     topic: str
     goal: str
@@ -191,6 +195,8 @@ class RoomCreated(Body):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Joined(Body):
+    """The guest enters; its key signs this event and is the guest's key in the room from now on."""
+
     kind: ClassVar[str] = "joined"
     label: str = ""
 
@@ -200,6 +206,8 @@ class Joined(Body):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Message(Body):
+    """One turn: text for the other side and the moves it makes on the fields."""
+
     kind: ClassVar[str] = "message"
     text: str
     moves: tuple[Move, ...] = ()
@@ -222,6 +230,8 @@ class ConsultStarted(Body):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ConsultEnded(Body):
+    """The author's owner answered (or the author gave up asking); the answer stays on its machine."""
+
     kind: ClassVar[str] = "consult_ended"
 
 
@@ -247,6 +257,8 @@ class Outcome:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CloseProposed(Body):
+    """The author signs the outcome the transcript implies and asks the other side to countersign."""
+
     kind: ClassVar[str] = "close_proposed"
     outcome: Outcome
     digest: bytes
@@ -268,6 +280,8 @@ class CloseAccepted(Body):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RoomClosed(Body):
+    """The host's last event: the result, as both sides signed it or as the host may decide alone."""
+
     kind: ClassVar[str] = "room_closed"
     outcome: Outcome
     digest: bytes
@@ -316,6 +330,8 @@ KINDS: tuple[str, ...] = tuple(BODY_TYPES)
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Header:
+    """Where an event sits in the chain and who signed it; the room objects fill it, callers never do."""
+
     room: str
     seq: int
     prev: bytes

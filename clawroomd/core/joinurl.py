@@ -108,6 +108,8 @@ def _format_addr(host: str, port: int) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class JoinURL:
+    """What a host sends a guest to join: the room, the host's peer id, where to dial, the invite secret."""
+
     room_id: str
     host_peer_id: str
     addrs: tuple[tuple[str, int], ...] = ()

@@ -41,6 +41,8 @@ HOST_CLOSE_STATUSES = ("turn_limit_reached", "timeout", "cancelled", "error")
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PendingClose:
+    """A close_proposed not yet countersigned: who proposed it, the outcome and its digest."""
+
     proposer: Role
     outcome: Outcome
     digest: bytes
@@ -48,6 +50,27 @@ class PendingClose:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RoomState:
+    """Everything the rules need to judge the next event, derived from the transcript alone (both sides
+    hold equal states for equal transcripts). Immutable: `transition` returns a new one.
+
+    | field | what it holds |
+    | --- | --- |
+    | `room_id`, `host_key` | the room and the host's key, known before the first event |
+    | `phase` | where the room is in the transition table (SPEC §6) |
+    | `seq`, `head` | the last event's number (-1 before any) and hash: the next event's `seq - 1` and `prev` |
+    | `guest_key`, `guest_label` | bound by `joined` |
+    | `spec` | the room_created body: fields, turn limit, who speaks first, deadlines |
+    | `turns` | messages so far (one message is one turn) |
+    | `proposals` | field -> side -> the value it proposes and the other side has not yet answered |
+    | `agreed` | field -> the value both sides agreed (a later proposal reopens it) |
+    | `consulting` | the sides now waiting on their owner's answer |
+    | `consults` | consultations each side started since the last message (bounded per turn) |
+    | `pending_close` | a close proposal awaiting the other side's countersignature |
+    | `closing_status`, `closing_reason` | how the room must close, once phase is `closing` |
+    | `last_ts` | the last event's `ts`: only the lower bound on the next one's, never a deadline |
+    | `result` | the room_closed body once closed |
+    """
+
     room_id: str
     host_key: bytes
     phase: Phase = "new"

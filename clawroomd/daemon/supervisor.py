@@ -28,7 +28,7 @@ from ..core.errors import LocalProtocolError
 from ..core.events import Body, CloseAccepted, CloseProposed, ErrorEvent, RoomCreated
 from ..core.invites import new_invite
 from ..core.joinurl import JoinURL
-from ..core.room import GuestRoom, HostRoom, Submission
+from ..core.room import Appended, GuestRoom, HostRoom
 from ..core.rules import outcome_digest
 from . import agents, api
 from .errors import ApiError, api_error, check_seq
@@ -283,7 +283,7 @@ class Supervisor:
             async with live.lock:
                 check_seq(expect_seq, live.state.seq)
                 try:
-                    sub: Submission = live.host.send(make_body(), sid=sid, now_ms=now_ms(), mono_ms=mono_ms())
+                    sub: Appended = live.host.send(make_body(), sid=sid, now_ms=now_ms(), mono_ms=mono_ms())
                 except LocalProtocolError as err:
                     raise api_error(err.code, err.message) from None
                 if not sub.duplicate:

@@ -82,7 +82,3 @@ def check_invite(record: InviteRecord, presented: Invite, now_ms: int) -> None:
         raise RemoteProtocolError(
             "invite_expired", "this invite has expired; ask the host for a new link", CLOSE_INVITE
         )
-
-
-def mark_used(record: InviteRecord) -> InviteRecord:
-    return dataclasses.replace(record, used=True)

@@ -153,9 +153,6 @@ class CipherState:
     def has_key(self) -> bool:
         return self.k is not None
 
-    def set_nonce(self, n: int) -> None:
-        self.n = n
-
     def encrypt_with_ad(self, ad: bytes, plaintext: bytes) -> bytes:
         if self._aead is None:
             return bytes(plaintext)

@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 
+from ..core import sids
 from ..core.envelope import open_envelope
 from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.events import Body, Joined, check_label
@@ -316,7 +317,7 @@ class GuestSide:
 
     async def _finish_join(self, link: HostLink, live: LiveRoom, join: PendingJoin) -> None:
         try:
-            await self.submit(live, lambda: Joined(label=join.label), "join")
+            await self.submit(live, lambda: Joined(label=join.label), sids.joined())
         except ApiError as err:
             join.error = err
         link.joins.pop(live.room_id, None)

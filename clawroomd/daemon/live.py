@@ -67,16 +67,10 @@ class LiveRoom:
         self._changed.set()
         self._changed = trio.Event()
 
-    def awaiting(self) -> set[Role]:
-        """Who is expected to act now: whose turn it is, the side asked to countersign, or both at the
-        turn limit when everything is agreed (either may propose the close)."""
-        st = self.state
-        if self.closed or st.phase not in ("active", "delivering"):
-            return set()
-        if st.awaited is not None:
-            return {st.awaited}
-        return {"host", "guest"} if st.all_agreed else set()
+    def awaiting(self) -> frozenset[Role]:
+        """Who is expected to act now (`RoomState.awaiting`); nobody once we ended the room locally."""
+        return frozenset() if self.local_result is not None else self.state.awaiting
 
     @property
     def our_turn(self) -> bool:
-        return self.role in self.awaiting() and self.role not in self.state.consulting
+        return self.local_result is None and self.state.your_turn(self.role)

@@ -11,12 +11,14 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from ..core import sids
 from ..core.errors import LocalProtocolError
 from ..core.events import Body, CloseAccepted, CloseProposed, ErrorEvent, Message, Move, RoomCreated
 from ..core.identity import Identity
+from ..core.ids import new_room_id
 from ..core.invites import new_invite
 from ..core.joinurl import JoinURL
-from ..core.room import HostRoom, Submission
+from ..core.room import Appended, HostRoom
 from ..core.rules import outcome_digest
 from .clock import mono_ms, now_ms
 from .errors import ApiError, api_error, check_seq, core_refusal_is_bad_value
@@ -52,7 +54,7 @@ class Moves:
     async def create_room(
         self, spec: RoomCreated, *, advertise: list[tuple[str, int]], meta: dict[str, Any], ttl_ms: int | None
     ) -> LiveRoom:
-        room_id = "cr_" + secrets.token_hex(8)
+        room_id = new_room_id(secrets.token_hex(8))
         now = now_ms()
         secret = secrets.token_bytes(16)
         record = new_invite(room_id, secret, now, **({"ttl_ms": ttl_ms} if ttl_ms else {}))
@@ -83,7 +85,7 @@ class Moves:
         `make_body` then runs on exactly that state, so an `accept` or a countersignature is the one
         seen. A guest never re-signs a bound move on a newer state. Unbound (our own `joined` and
         `cancel`, which mean the same on any state) `make_body` runs again on a guest's retry."""
-        sid = sid or "l-" + secrets.token_hex(8)
+        sid = sid or sids.local(secrets.token_hex(8))
         if (done := live.core.original(sid)) is not None:
             return {"event": done.to_json(), "duplicate": True}
         if live.local_result is not None:
@@ -92,7 +94,7 @@ class Moves:
             async with live.lock:
                 check_seq(expect_seq, live.state.seq)
                 try:
-                    sub: Submission = live.host.send(make_body(), sid=sid, now_ms=now_ms(), mono_ms=mono_ms())
+                    sub: Appended = live.host.send(make_body(), sid=sid, now_ms=now_ms(), mono_ms=mono_ms())
                 except LocalProtocolError as err:
                     raise api_error(err.code, err.message) from None
                 if not sub.duplicate:
@@ -106,11 +108,9 @@ class Moves:
     ) -> dict[str, Any]:
         """One message of ours, bound to the room as of `expect_seq`. A repeated `client_sid` answers with
         the original event and sends nothing."""
-        if client_sid is not None and not (
-            1 <= len(client_sid) <= 60 and client_sid.replace("-", "").replace("_", "").isalnum()
-        ):
-            raise ApiError("invalid_params", "sid must be 1-60 letters, digits, - or _")
-        wire_sid = None if client_sid is None else "a-" + client_sid
+        if client_sid is not None and not sids.is_client_sid(client_sid):
+            raise ApiError("invalid_params", f"sid must be {sids.CLIENT_SID_RULE}")
+        wire_sid = None if client_sid is None else sids.from_client(client_sid)
         if wire_sid is not None and (done := live.core.original(wire_sid)) is not None:
             return {"event": done.to_json(), "duplicate": True}  # a retry: the original answer, unrevalidated
         check_seq(expect_seq, live.state.seq)  # before the moves read the state: they take what the caller saw
@@ -168,7 +168,7 @@ class Moves:
                         reason=reason or "cancelled by the host's owner",
                         now_ms=now_ms(),
                         mono_ms=mono_ms(),
-                        sid="cancel-" + secrets.token_hex(4),
+                        sid=sids.cancel(secrets.token_hex(4)),
                     )
                 except LocalProtocolError as err:
                     raise api_error(err.code, err.message) from None

@@ -24,7 +24,7 @@ from clawroomd.core.events import Body, ConsultEnded, ConsultStarted, Header, Jo
 from clawroomd.core.identity import Identity
 from clawroomd.core.joinurl import JoinURL
 from clawroomd.core.room import GuestRoom
-from clawroomd.daemon.live import now_ms
+from clawroomd.daemon.clock import now_ms
 from clawroomd.link import PeerConnection, dial_peer
 from clawroomd.testing import DaemonProcess
 

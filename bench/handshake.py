@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import trio
 from trio_websocket import WebSocketRequest, open_websocket, serve_websocket
 
 from clawroomd.core.identity import Identity
-from clawroomd.core.invites import Invite, check_invite, mark_used, new_invite
+from clawroomd.core.invites import Invite, check_invite, new_invite
 from clawroomd.link import PeerConnection, dial_peer, serve_peers
 
 GOAL_P50_MS = 15.0
@@ -48,7 +49,7 @@ async def serve(joins: int, seed: bytes) -> None:
         assert invite is not None
         record = records[invite.room_id]
         check_invite(record, invite, int(time.time() * 1000))
-        records[invite.room_id] = mark_used(record)
+        records[invite.room_id] = replace(record, used=True)
 
     async def handler(conn: PeerConnection) -> None:
         async for _ in conn:

@@ -3,7 +3,7 @@
 Run: python bench/restore.py [--rooms 1000] [--repeat 3]
 Builds N closed rooms (7 signed events each, agreement reached) in a fresh state dir with the real core
 and Store, then times, in-process: ``Store(state_dir)`` as the daemon opens it (schema and integrity checks) and
-``Supervisor._restore()`` (every room rebuilt from its envelopes and verified, transcripts checked).
+``Rooms.restore()`` (every room rebuilt from its envelopes and verified, transcripts checked).
 Prints the medians. Measured on the build machine (2 cores), 1,000 rooms, 7,000 events:
 before issue 7 (hash links only, line counts): open 20 ms + restore 408 ms;
 after (hash links, stored hashes, head signature, quick_check, transcript contents): see the note.
@@ -28,7 +28,7 @@ import roompair
 
 from clawroomd.daemon.config import DaemonConfig
 from clawroomd.daemon.store import Store
-from clawroomd.daemon.supervisor import Supervisor
+from clawroomd.daemon.wiring import Daemon
 
 
 def build(state: Path, rooms: int) -> int:
@@ -72,11 +72,11 @@ def time_start(state: Path) -> tuple[float, float, int]:
         nonlocal restored
         config = DaemonConfig(state_dir=state, socket_path=state / "x.sock", listen_host="127.0.0.1", listen_port=0)
         async with trio.open_nursery() as nursery:
-            sup = Supervisor(
+            daemon = Daemon(
                 config=config, store=store, identity=roompair.HOST, static_key=os.urandom(32), nursery=nursery
             )
-            sup._restore()
-            restored = len(sup.rooms)
+            daemon.rooms.restore()
+            restored = len(daemon.rooms)
             nursery.cancel_scope.cancel()
 
     t2 = time.perf_counter()

@@ -10,12 +10,13 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from functools import partial
 
 import trio
 
 from clawroomd.core.identity import Identity
-from clawroomd.core.invites import Invite, check_invite, mark_used, new_invite
+from clawroomd.core.invites import Invite, check_invite, new_invite
 from clawroomd.core.joinurl import JoinURL
 from clawroomd.link import PeerConnection, dial_peer, serve_peers
 
@@ -32,7 +33,7 @@ async def host(seed: str, static: str, room: str, secret: str) -> None:
     async def authorize(peer_key: bytes, invite: Invite | None) -> None:
         assert invite is not None
         check_invite(records[invite.room_id], invite, int(time.time() * 1000))
-        records[invite.room_id] = mark_used(records[invite.room_id])
+        records[invite.room_id] = replace(records[invite.room_id], used=True)
 
     async def handler(conn: PeerConnection) -> None:
         async for message in conn:

@@ -20,7 +20,7 @@ from clawroomd.core.events import (
     RoomCreated,
 )
 from clawroomd.core.identity import Identity
-from clawroomd.core.room import GuestRoom, HostRoom, Submission
+from clawroomd.core.room import Appended, GuestRoom, HostRoom
 from clawroomd.core.rules import outcome_digest
 
 HOST = Identity.from_seed(bytes(range(32)))
@@ -62,13 +62,13 @@ class Pair:
         self.now += ms
         self.mono += ms
 
-    def host_send(self, body: Body) -> Submission:
+    def host_send(self, body: Body) -> Appended:
         self.advance(100)
         sub = self.host.send(body, sid=self.sid(), now_ms=self.now, mono_ms=self.mono)
         self.deliver(sub.events)
         return sub
 
-    def guest_send(self, body: Body) -> Submission:
+    def guest_send(self, body: Body) -> Appended:
         self.advance(100)
         prepared = self.guest.prepare(body, sid=self.sid(), now_ms=self.now)
         sub = self.host.receive(
@@ -77,24 +77,24 @@ class Pair:
         self.deliver(sub.events)
         return sub
 
-    def tick(self) -> Submission:
+    def tick(self) -> Appended:
         """The host applies its deadlines as of its clocks; the guest receives what that appended."""
         sub = self.host.tick(now_ms=self.now, mono_ms=self.mono)
         self.deliver(sub.events)
         return sub
 
-    def send(self, role: str, body: Body) -> Submission:
+    def send(self, role: str, body: Body) -> Appended:
         return self.host_send(body) if role == "host" else self.guest_send(body)
 
     def join(self) -> Pair:
         self.guest_send(Joined(label="backend-agent"))
         return self
 
-    def propose_close(self, role: str) -> Submission:
+    def propose_close(self, role: str) -> Appended:
         outcome = self.host.state.outcome()
         return self.send(role, CloseProposed(outcome=outcome, digest=outcome_digest(ROOM_ID, outcome)))
 
-    def accept_close(self, role: str) -> Submission:
+    def accept_close(self, role: str) -> Appended:
         pending = self.host.state.pending_close
         assert pending is not None
         return self.send(role, CloseAccepted(digest=pending.digest))

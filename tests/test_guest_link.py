@@ -14,7 +14,7 @@ from clawroomd.core.events import FieldSpec, Message, RoomCreated
 from clawroomd.core.identity import Identity
 from clawroomd.core.joinurl import JoinURL
 from clawroomd.core.room import HostRoom
-from clawroomd.daemon.live import now_ms
+from clawroomd.daemon.clock import now_ms
 from clawroomd.link import LinkClosed, PeerConnection, serve_peers
 from clawroomd.testing import DaemonProcess
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from clawroomd.core.errors import CLOSE_INVITE, LocalProtocolError, RemoteProtocolError
-from clawroomd.core.invites import DEFAULT_TTL_MS, Invite, check_invite, mark_used, new_invite
+from clawroomd.core.invites import DEFAULT_TTL_MS, Invite, check_invite, new_invite
 
 ROOM = "cr_0123456789abcdef"
 SECRET = bytes(range(16))
@@ -25,7 +27,7 @@ def test_valid_invite_is_accepted_until_used_or_expired() -> None:
     assert repr(Invite(room_id=ROOM, secret=SECRET)) == f"Invite(room_id={ROOM!r})"  # secrets stay out of logs
     assert "secret_sha256" not in repr(record)
     check_invite(record, Invite(room_id=ROOM, secret=SECRET), NOW + DEFAULT_TTL_MS - 1)
-    assert _code(mark_used(record), Invite(room_id=ROOM, secret=SECRET), NOW) == "invite_used"
+    assert _code(replace(record, used=True), Invite(room_id=ROOM, secret=SECRET), NOW) == "invite_used"
     assert _code(record, Invite(room_id=ROOM, secret=SECRET), NOW + DEFAULT_TTL_MS) == "invite_expired"
 
 
@@ -34,7 +36,7 @@ def test_wrong_secret_or_room_is_bad_invite_whatever_the_record_state() -> None:
     wrong = Invite(room_id=ROOM, secret=bytes(16))
     assert _code(record, wrong, NOW) == "bad_invite"
     # A guesser must not learn that an invite exists but was used or expired.
-    assert _code(mark_used(record), wrong, NOW) == "bad_invite"
+    assert _code(replace(record, used=True), wrong, NOW) == "bad_invite"
     assert _code(record, wrong, NOW + DEFAULT_TTL_MS * 2) == "bad_invite"
     assert _code(record, Invite(room_id="cr_ffffffff", secret=SECRET), NOW) == "bad_invite"
 

@@ -7,7 +7,7 @@ import os
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -33,7 +33,7 @@ from clawroomd.core.errors import (
     RemoteProtocolError,
 )
 from clawroomd.core.identity import Identity
-from clawroomd.core.invites import Invite, InviteRecord, check_invite, mark_used, new_invite
+from clawroomd.core.invites import Invite, InviteRecord, check_invite, new_invite
 from clawroomd.link import (
     RESOURCE,
     DialFailed,
@@ -76,7 +76,7 @@ class Host:
         if record is None:
             raise RemoteProtocolError("bad_invite", "no such invite", CLOSE_INVITE)
         check_invite(record, invite, self.now_ms)
-        self.invites[invite.room_id] = mark_used(record)
+        self.invites[invite.room_id] = replace(record, used=True)
         self.bound[invite.room_id] = peer_key
 
     async def handler(self, conn: PeerConnection) -> None:
@@ -152,7 +152,7 @@ async def test_oversized_send_is_refused_locally() -> None:
     ("setup", "code"),
     [
         (lambda h: None, None),  # control: the join works
-        (lambda h: h.invites.update({ROOM: mark_used(h.invites[ROOM])}), "invite_used"),
+        (lambda h: h.invites.update({ROOM: replace(h.invites[ROOM], used=True)}), "invite_used"),
         (lambda h: setattr(h, "now_ms", T0_MS + 72 * 3600 * 1000), "invite_expired"),
     ],
 )

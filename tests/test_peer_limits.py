@@ -311,11 +311,11 @@ def test_the_caps_come_from_the_config_files_tuning_table(tmp_path: Path) -> Non
     conf.write_text("[tuning]\nmax_pending_handshakes = 32\nmax_links_per_peer = 2\nhandshake_timeout = 4\n"
                     "watch_memory = 1048576\nkeepalive_interval = 1.0\n")
     config = load_config(["--config", str(conf), "--state-dir", str(tmp_path / "s")])
-    assert config.peer_limits == PeerLimits(max_pending=32, max_links_per_peer=2, handshake_timeout=4)
-    assert config.watch_memory == 1 << 20
-    assert load_config(["--state-dir", str(tmp_path / "s")]).peer_limits is None  # the defaults
+    assert config.tuning.peer_limits() == PeerLimits(max_pending=32, max_links_per_peer=2, handshake_timeout=4)
+    assert config.tuning.watch_memory == 1 << 20 and config.tuning.link_options == {"keepalive_interval": 1.0}
+    assert load_config(["--state-dir", str(tmp_path / "s")]).tuning.peer_limits() is None  # the defaults
     for bad in ("max_links_per_peer = 0", "max_pending_per_address = 2.5", "handshake_timeout = true",
-                "watch_memory = 10", 'max_peer_connections = "many"'):
+                "watch_memory = 10", 'max_peer_connections = "many"', "send_timeout = 0", "agent_timeuot = 5"):
         conf.write_text(f"[tuning]\n{bad}\n")
         with pytest.raises(ConfigError, match=bad.split()[0]):
             load_config(["--config", str(conf), "--state-dir", str(tmp_path / "s")])

@@ -1,11 +1,10 @@
-"""Replies bind to what they saw (DESIGN §4, SPEC §15.7 `expect_seq`): two real supervisors in one trio
+"""Replies bind to what they saw (DESIGN §4, SPEC §15.7 `expect_seq`): two real daemons in one trio
 run, on loopback with real links, SQLite stores and agent processes; the API is called in-process."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -16,42 +15,16 @@ import pytest
 import trio
 
 from clawroomd.core.events import ConsultStarted
-from clawroomd.core.identity import Identity
-from clawroomd.daemon.config import DaemonConfig
+from clawroomd.daemon.clock import mono_ms, now_ms
 from clawroomd.daemon.errors import ApiError
-from clawroomd.daemon.live import mono_ms, now_ms
-from clawroomd.daemon.store import Store
-from clawroomd.daemon.supervisor import Supervisor
+from clawroomd.daemon.wiring import Daemon
+from clawroomd.testing.inprocess import call, open_daemon
 
 AGENT = Path(__file__).with_name("stale_agent.py")
 TUNING = {"keepalive_interval": 0.5, "dead_after": 2.0, "max_backoff": 0.5, "send_timeout": 5.0}
 
 
-@asynccontextmanager
-async def daemon(folder: Path) -> AsyncIterator[Supervisor]:
-    config = DaemonConfig(
-        state_dir=folder, socket_path=folder / "unused.sock", listen_host="127.0.0.1", listen_port=0,
-        extra={"tuning": TUNING},
-    )  # fmt: skip
-    store = Store(folder)
-    try:
-        async with trio.open_nursery() as nursery:
-            sup = Supervisor(
-                config=config, store=store, identity=Identity.from_seed(os.urandom(32)),
-                static_key=os.urandom(32), nursery=nursery,
-            )  # fmt: skip
-            await nursery.start(sup.start)
-            yield sup
-            nursery.cancel_scope.cancel()
-    finally:
-        store.close()
-
-
-async def call(sup: Supervisor, method: str, **params: Any) -> Any:
-    return await sup.api.handle(method, params, None)  # type: ignore[arg-type]
-
-
-async def refused(sup: Supervisor, method: str, **params: Any) -> ApiError:
+async def refused(sup: Daemon, method: str, **params: Any) -> ApiError:
     with pytest.raises(ApiError) as err:
         await call(sup, method, **params)
     return err.value
@@ -64,9 +37,12 @@ async def until(what: str, cond: Any, timeout: float = 15) -> None:
 
 
 @asynccontextmanager
-async def room(tmp_path: Path, *, agent: list[str] | None = None) -> AsyncIterator[tuple[Supervisor, Supervisor, str]]:
+async def room(tmp_path: Path, *, agent: list[str] | None = None) -> AsyncIterator[tuple[Daemon, Daemon, str]]:
     """A host and a guest daemon sharing one room with the field `price`; the host moves first."""
-    async with daemon(tmp_path / "host") as host, daemon(tmp_path / "guest") as guest:
+    async with (
+        open_daemon(tmp_path / "host", tuning=TUNING) as host,
+        open_daemon(tmp_path / "guest", tuning=TUNING) as guest,
+    ):
         created = await call(host, "room.create", topic="price", fields=["price"], max_turns=10)
         extra = {"agent_command": agent} if agent else {}
         await call(guest, "room.join", join_url=created["join_url"], **extra)
@@ -75,18 +51,18 @@ async def room(tmp_path: Path, *, agent: list[str] | None = None) -> AsyncIterat
         yield host, guest, room_id
 
 
-def snapshot(sup: Supervisor, room_id: str) -> tuple[Any, ...]:
+def snapshot(sup: Daemon, room_id: str) -> tuple[Any, ...]:
     live = sup.rooms[room_id]
     return live.state, len(live.core.log), [r.sid for r in sup.store.outbox(room_id)]
 
 
-async def host_consults(host: Supervisor, room_id: str, *, tell_guest: bool = True) -> None:
+async def host_consults(host: Daemon, room_id: str, *, tell_guest: bool = True) -> None:
     """The host appends an event that uses no turn (its agent asks its owner): the room moves on while
     it is still the guest's turn. With tell_guest=False the guest does not hear of it yet."""
     live = host.rooms[room_id]
     async with live.lock:
         sub = live.host.send(ConsultStarted(), sid="consult-1", now_ms=now_ms(), mono_ms=mono_ms())
-        host.commit(live, sub.events, wake=False)
+        host.rooms.commit(live, sub.events, wake=False)
     if tell_guest:
         await host.host_side.forward(live)
 

@@ -23,7 +23,8 @@ from clawroomd.core.identity import Identity
 from clawroomd.daemon.config import DaemonConfig
 from clawroomd.daemon.errors import ApiError
 from clawroomd.daemon.store import Store
-from clawroomd.daemon.supervisor import Supervisor
+from clawroomd.daemon.tuning import Tuning
+from clawroomd.daemon.wiring import Daemon
 
 BIG = "€" * 8000  # 24 KB of text: the event needs new database pages, so a full database refuses it
 FIELDS = ["price"]
@@ -31,7 +32,7 @@ TUNING = {"max_backoff": 0.3, "send_timeout": 3.0, "keepalive_interval": 0.5, "d
 
 
 class Side:
-    def __init__(self, sup: Supervisor) -> None:
+    def __init__(self, sup: Daemon) -> None:
         self.sup = sup
         self.store = sup.store
 
@@ -59,10 +60,10 @@ async def start_side(tmp: Path, name: str, nursery: trio.Nursery) -> Side:
     state = tmp / name
     config = DaemonConfig(
         state_dir=state, socket_path=tmp / f"{name}.sock", listen_host="127.0.0.1", listen_port=0,
-        extra={"tuning": TUNING},
+        tuning=Tuning.from_table(TUNING),
     )  # fmt: skip
     store = Store(state)
-    sup = Supervisor(
+    sup = Daemon(
         config=config, store=store, identity=Identity.from_seed(os.urandom(32)), static_key=os.urandom(32),
         nursery=nursery,
     )  # fmt: skip
@@ -109,7 +110,8 @@ async def test_host_write_fails_core_rolled_back_nothing_sent_then_recovers(side
     # memory is the database, nobody was woken, and the guest got nothing
     assert host.core_head(room_id) == host.db_head(room_id) == before
     assert len(live.core.log) == before[0] + 1 and not changed.is_set()
-    assert live.feed is not None and live.feed.sent == before[0]
+    feed = host.sup.host_side.feeds.get(room_id)
+    assert feed is not None and feed.sent == before[0]
     info = await host.call("daemon.info")
     assert info["storage"] == "failing: disk full"
     await trio.sleep(0.3)

@@ -83,13 +83,13 @@ def test_rooms_roundtrip(store: Store) -> None:
     )  # fmt: skip
     new = store.update_room(ROOM, result={"status": "agreement_reached"}, meta={"x": 1}, now_ms=10)
     assert new.result == {"status": "agreement_reached"} and new.meta == {"x": 1} and new.phase == "active"
-    store.create_room("cr_ff", "guest", {}, 7, peer_key=b"p" * 32, phase="joining")
-    assert [r.room_id for r in store.list_rooms()] == [ROOM, "cr_ff"]
-    assert store.get_room("cr_00") is None
+    store.create_room("cr_000000ff", "guest", {}, 7, peer_key=b"p" * 32, phase="joining")
+    assert [r.room_id for r in store.list_rooms()] == [ROOM, "cr_000000ff"]
+    assert store.get_room("cr_00000000") is None
     with pytest.raises(UnknownRoom):
-        store.update_room("cr_00", phase="x", now_ms=1)
+        store.update_room("cr_00000000", phase="x", now_ms=1)
     with pytest.raises(ValueError):
-        store.create_room("cr_01", "admin", {}, 1)  # type: ignore[arg-type]
+        store.create_room("cr_00000001", "admin", {}, 1)  # type: ignore[arg-type]
 
 
 def test_events_sequence_and_transcript(store: Store) -> None:
@@ -103,8 +103,8 @@ def test_events_sequence_and_transcript(store: Store) -> None:
     with pytest.raises(DuplicateSid):
         add_event(store, 2, sid="s1")
     with pytest.raises(UnknownRoom):
-        add_event(store, 0, room="cr_dead")
-    assert store.last_seq(ROOM) == 1 and store.last_seq("cr_dead") == -1
+        add_event(store, 0, room="cr_0000dead")
+    assert store.last_seq(ROOM) == 1 and store.last_seq("cr_0000dead") == -1
     assert [e.seq for e in store.events(ROOM)] == [0, 1]
     assert [e.seq for e in store.events(ROOM, after_seq=0)] == [1]
     ev = store.event_by_sid(ROOM, "s1", "host")
@@ -140,22 +140,22 @@ def test_transaction_groups_writes_and_defers_transcript(store: Store) -> None:
 def test_repair_transcripts_rewrites_short_or_torn_files(tmp_path: Path) -> None:
     with Store(tmp_path / "st") as s:
         s.create_room(ROOM, "host", {}, 1)
-        s.create_room("cr_02", "host", {}, 1)
-        s.create_room("cr_03", "host", {}, 1)
+        s.create_room("cr_00000002", "host", {}, 1)
+        s.create_room("cr_00000003", "host", {}, 1)
         for i in range(3):
             add_event(s, i)
-            add_event(s, i, room="cr_02")
+            add_event(s, i, room="cr_00000002")
         assert s.repair_transcripts() == []
         path = s.room_dir(ROOM) / "transcript.jsonl"
         lines = path.read_bytes().splitlines(keepends=True)
         path.write_bytes(b"".join(lines[:2]))  # crash between commit and append
-        path2 = s.room_dir("cr_02") / "transcript.jsonl"
+        path2 = s.room_dir("cr_00000002") / "transcript.jsonl"
         path2.write_bytes(path2.read_bytes() + b'{"torn')  # crash mid-append
     with Store(tmp_path / "st") as s:
         assert [e["seq"] for e in transcript(s)] == [0, 1, 2]
-        assert [e["seq"] for e in transcript(s, "cr_02")] == [0, 1, 2]
+        assert [e["seq"] for e in transcript(s, "cr_00000002")] == [0, 1, 2]
         assert mode(path) == 0o600
-        assert not (s.room_dir("cr_03") / "transcript.jsonl").exists()
+        assert not (s.room_dir("cr_00000003") / "transcript.jsonl").exists()
         assert not [p for p in s.room_dir(ROOM).iterdir() if p.name.endswith(".tmp")]
 
 
@@ -189,7 +189,7 @@ def test_outbox(store: Store) -> None:
     assert store.drop_outbox(ROOM, "a") is False
     assert [o.sid for o in store.outbox(ROOM)] == ["b"]
     with pytest.raises(UnknownRoom):
-        store.put_outbox("cr_dead", "x", b"", 1)
+        store.put_outbox("cr_0000dead", "x", b"", 1)
 
 
 def test_invites_consume_once(store: Store) -> None:
@@ -205,7 +205,7 @@ def test_invites_consume_once(store: Store) -> None:
     store.put_invite(ROOM, b"J" * 32, expires_ms=100)
     assert store.consume_invite(ROOM, b"g" * 32, 100) is False  # expired
     with pytest.raises(UnknownRoom):
-        store.put_invite("cr_dead", b"", 1)
+        store.put_invite("cr_0000dead", b"", 1)
 
 
 def test_peers(store: Store) -> None:
@@ -243,3 +243,22 @@ def test_write_room_file_atomic_and_private(store: Store) -> None:
     assert sorted(p.name for p in path.parent.iterdir()) == ["final_result.json"]
     assert store.remove_room_file(ROOM, "final_result.json") is True
     assert store.remove_room_file(ROOM, "final_result.json") is False
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["cr_ff", "cr_" + "a" * 33, "cr_" + "0" * 64, "cr_0123abcd\n", "cr_0123ABCD", "cr_../x", "", "room"],
+)
+def test_store_refuses_a_room_id_the_protocol_refuses(store: Store, bad: str) -> None:
+    """One room-id rule: an id the events refuse (SPEC §5) gets no row and no folder in the store either."""
+    from clawroomd.core.errors import LocalProtocolError
+    from clawroomd.core.events import Header
+
+    with pytest.raises(LocalProtocolError):
+        Header(room=bad, seq=0, prev=bytes(32), author="host", key=bytes(32), ts=0, sid="create")
+    with pytest.raises(BadName):
+        store.create_room(bad, "host", {}, 1)
+    with pytest.raises(BadName):
+        store.room_dir(bad)
+    assert store.list_rooms() == []
+    assert not (store.state_dir / "rooms").exists() or list((store.state_dir / "rooms").iterdir()) == []

@@ -126,17 +126,17 @@ def snapshot(path: Path) -> dict[str, bytes]:
 
 
 def test_a_transcript_whose_content_differs_is_rewritten(tmp_path: Path) -> None:
-    make_state(tmp_path / "st", (ROOM, "cr_02", "cr_03"))
+    make_state(tmp_path / "st", (ROOM, "cr_00000002", "cr_00000003"))
     edited = tmp_path / "st" / "rooms" / ROOM / "transcript.jsonl"
     edited.write_bytes(edited.read_bytes().replace(b"line 1", b"line 9"))  # same line count, other words
-    extra = tmp_path / "st" / "rooms" / "cr_02" / "transcript.jsonl"
+    extra = tmp_path / "st" / "rooms" / "cr_00000002" / "transcript.jsonl"
     extra.write_bytes(extra.read_bytes() + b'{"seq":3}\n')
     with Store(tmp_path / "st", repair=False) as s:
-        assert sorted(s.repair_transcripts(skip={"cr_02"})) == [ROOM]
+        assert sorted(s.repair_transcripts(skip={"cr_00000002"})) == [ROOM]
         assert edited.read_bytes() == db_transcript(s)
-        assert extra.read_bytes() != db_transcript(s, "cr_02")  # skipped: left as it was
+        assert extra.read_bytes() != db_transcript(s, "cr_00000002")  # skipped: left as it was
     with Store(tmp_path / "st") as s:
-        assert extra.read_bytes() == db_transcript(s, "cr_02")
+        assert extra.read_bytes() == db_transcript(s, "cr_00000002")
         assert s.repair_transcripts() == []
 
 
@@ -169,10 +169,10 @@ def test_a_damaged_or_foreign_database_is_refused_untouched(tmp_path: Path, dama
 def test_a_database_that_lacks_rooms_on_disk_is_refused(tmp_path: Path, loss: str) -> None:
     state = tmp_path / "st"
     if loss == "older copy":
-        make_state(state, ("cr_01",))
+        make_state(state, ("cr_00000001",))
         Store(state).close()
         old = snapshot(state)
-        make_state(state, ("cr_02",))  # a room created after the "backup"
+        make_state(state, ("cr_00000002",))  # a room created after the "backup"
         for name, data in old.items():
             if name.startswith("clawroomd.db"):
                 (state / name).write_bytes(data)

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from clawroomd.client import Client, ConnectionLost
+from clawroomd.core.ids import is_room_id
 
 from . import render
 from .exits import EXIT_OK, JoinURLError, UsageError
@@ -20,7 +21,6 @@ from .watching import watch_events
 CALL_TIMEOUT = 60.0  # seconds to wait for any one answer (join adds its own timeout)
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_ROOM_ID_RE = re.compile(r"^cr_[0-9a-f]{8,32}$")
 
 
 def parse_duration(text: str, option: str) -> float:
@@ -121,7 +121,7 @@ def cmd_join(cfg: Config) -> int:
         raise UsageError(
             f"a join needs the join URL the host's `clawroom create` printed{hint}: clawroom join 'clawroom://join/...'"
         )
-    if _ROOM_ID_RE.match(url.strip()):
+    if is_room_id(url.strip()):
         raise JoinURLError(
             f"{url.strip()} is a room id, not a join URL; ask the host for the whole link "
             "(clawroom://join/<room>?peer=...&s=...)"

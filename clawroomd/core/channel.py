@@ -30,7 +30,8 @@ from .errors import (
     RemoteProtocolError,
 )
 from .identity import Identity, parse_peer_id, peer_id_for, verify
-from .invites import Invite, check_room_id, check_secret
+from .ids import check_room_id
+from .invites import Invite, check_secret
 from .noise import MAX_MESSAGE_LEN, TAGLEN, CipherState, HandshakeState, x25519_public
 
 PROTOCOL_NAME = "Noise_XX_25519_ChaChaPoly_SHA256"

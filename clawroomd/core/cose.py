@@ -41,6 +41,8 @@ def sign1(
 
 @dataclass(frozen=True, slots=True)
 class Sign1:
+    """A decoded COSE_Sign1 (RFC 9052 §4.2); `protected_bytes` are kept as received, since they are signed."""
+
     protected_bytes: bytes
     protected: dict[int, Any]
     unprotected: dict[int, Any]

@@ -18,6 +18,8 @@ ZERO_HASH = bytes(32)
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SignedEvent:
+    """An event as signed: its decoded header and body, and the exact bytes that were signed."""
+
     header: Header
     body: Body
     envelope: bytes  # the exact COSE_Sign1 bytes: what is stored, sent, and hashed

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from .errors import LocalProtocolError
+from .ids import ROOM_ID_RULE, is_room_id
+from .sids import SID_RULE, is_sid
 
 PROTOCOL_VERSION = 1
 Role = Literal["host", "guest"]
@@ -50,9 +52,7 @@ MAX_CONSULTS_PER_TURN = 3
 EVENTS_PER_TURN = 6
 EVENTS_BASE = 16
 
-ROOM_ID_RE = re.compile(r"^cr_[0-9a-f]{8,32}$")
 FIELD_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-SID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -116,6 +116,8 @@ def check_field_name(name: object) -> None:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FieldSpec:
+    """One field the room must settle: its name (what moves and outcomes key on) and what it means."""
+
     name: str
     description: str = ""
 
@@ -157,6 +159,8 @@ class Body:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RoomCreated(Body):
+    """The host opens the room: what to settle, the turn limit, who speaks first and the deadlines."""
+
     kind: ClassVar[str] = "room_created"
     topic: str
     goal: str
@@ -191,6 +195,8 @@ class RoomCreated(Body):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Joined(Body):
+    """The guest enters; its key signs this event and is the guest's key in the room from now on."""
+
     kind: ClassVar[str] = "joined"
     label: str = ""
 
@@ -200,6 +206,8 @@ class Joined(Body):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Message(Body):
+    """One turn: text for the other side and the moves it makes on the fields."""
+
     kind: ClassVar[str] = "message"
     text: str
     moves: tuple[Move, ...] = ()
@@ -222,6 +230,8 @@ class ConsultStarted(Body):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ConsultEnded(Body):
+    """The author's owner answered (or the author gave up asking); the answer stays on its machine."""
+
     kind: ClassVar[str] = "consult_ended"
 
 
@@ -247,6 +257,8 @@ class Outcome:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CloseProposed(Body):
+    """The author signs the outcome the transcript implies and asks the other side to countersign."""
+
     kind: ClassVar[str] = "close_proposed"
     outcome: Outcome
     digest: bytes
@@ -268,6 +280,8 @@ class CloseAccepted(Body):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RoomClosed(Body):
+    """The host's last event: the result, as both sides signed it or as the host may decide alone."""
+
     kind: ClassVar[str] = "room_closed"
     outcome: Outcome
     digest: bytes
@@ -316,6 +330,8 @@ KINDS: tuple[str, ...] = tuple(BODY_TYPES)
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Header:
+    """Where an event sits in the chain and who signed it; the room objects fill it, callers never do."""
+
     room: str
     seq: int
     prev: bytes
@@ -325,8 +341,8 @@ class Header:
     sid: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.room, str) or not ROOM_ID_RE.match(self.room):
-            raise LocalProtocolError("bad_value", f"room id {self.room!r} is malformed (cr_ + 8-32 hex digits)")
+        if not is_room_id(self.room):
+            raise LocalProtocolError("bad_value", f"room id {self.room!r} is malformed ({ROOM_ID_RULE})")
         _int("seq", self.seq, 0, 2**32)
         if not isinstance(self.prev, bytes) or len(self.prev) != 32:
             raise LocalProtocolError("bad_value", "prev must be a 32-byte hash")
@@ -335,8 +351,8 @@ class Header:
         if not isinstance(self.key, bytes) or len(self.key) != 32:
             raise LocalProtocolError("bad_value", "key must be a 32-byte Ed25519 public key")
         _int("ts", self.ts, 0, 2**53)
-        if not isinstance(self.sid, str) or not SID_RE.match(self.sid):
-            raise LocalProtocolError("bad_value", "submit id must be 1-64 characters of [A-Za-z0-9_.:-]")
+        if not is_sid(self.sid):
+            raise LocalProtocolError("bad_value", f"submit id must be {SID_RULE}")
 
 
 # ---- wire form ---------------------------------------------------------------------------------------

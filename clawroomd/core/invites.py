@@ -9,21 +9,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import re
 from dataclasses import dataclass
 
 from .errors import CLOSE_INVITE, LocalProtocolError, RemoteProtocolError
+from .ids import check_room_id
 
-ROOM_ID_RE = re.compile(r"^cr_[0-9a-f]{8,32}$")
 MIN_SECRET_LEN = 16  # 128 bits
 MAX_SECRET_LEN = 64
 DEFAULT_TTL_MS = 72 * 3600 * 1000
-
-
-def check_room_id(room_id: str) -> str:
-    if not isinstance(room_id, str) or not ROOM_ID_RE.match(room_id):
-        raise LocalProtocolError("bad_room_id", f"{room_id!r} is not a room id (cr_ and 8-32 lowercase hex digits)")
-    return room_id
 
 
 def check_secret(secret: bytes) -> bytes:
@@ -89,7 +82,3 @@ def check_invite(record: InviteRecord, presented: Invite, now_ms: int) -> None:
         raise RemoteProtocolError(
             "invite_expired", "this invite has expired; ask the host for a new link", CLOSE_INVITE
         )
-
-
-def mark_used(record: InviteRecord) -> InviteRecord:
-    return dataclasses.replace(record, used=True)

@@ -18,7 +18,8 @@ from urllib.parse import quote, unquote
 
 from .errors import LocalProtocolError
 from .identity import parse_peer_id
-from .invites import MAX_SECRET_LEN, MIN_SECRET_LEN, ROOM_ID_RE, Invite
+from .ids import ROOM_ID_RULE, is_room_id
+from .invites import MAX_SECRET_LEN, MIN_SECRET_LEN, Invite
 
 SCHEME = "clawroom"
 MAX_URL_LEN = 2048
@@ -107,14 +108,16 @@ def _format_addr(host: str, port: int) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class JoinURL:
+    """What a host sends a guest to join: the room, the host's peer id, where to dial, the invite secret."""
+
     room_id: str
     host_peer_id: str
     addrs: tuple[tuple[str, int], ...] = ()
     secret: bytes = dataclasses.field(repr=False)
 
     def __post_init__(self) -> None:
-        if not ROOM_ID_RE.match(self.room_id):
-            raise _bad(f"{self.room_id!r} is not a room id (cr_ and 8-32 lowercase hex digits)")
+        if not is_room_id(self.room_id):
+            raise _bad(f"{self.room_id!r} is not a room id ({ROOM_ID_RULE})")
         try:
             canonical = parse_peer_id(self.host_peer_id)
         except LocalProtocolError as exc:
@@ -160,8 +163,8 @@ class JoinURL:
         if "#" in rest:
             raise _bad("the join URL must not contain '#'")
         room_id, qmark, query = rest.partition("?")
-        if not ROOM_ID_RE.match(room_id):
-            raise _bad(f"{room_id!r} is not a room id (cr_ and 8-32 lowercase hex digits)")
+        if not is_room_id(room_id):
+            raise _bad(f"{room_id!r} is not a room id ({ROOM_ID_RULE})")
         if not qmark or not query:
             raise _bad("the join URL has no parameters: the host peer id and invite secret are missing")
         peer: str | None = None

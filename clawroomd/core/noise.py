@@ -77,6 +77,8 @@ _NAME_RE = re.compile(r"^Noise_([A-Z0-9]+)((?:psk[0-9])(?:\+psk[0-9])*)?_25519_C
 
 @dataclass(frozen=True, kw_only=True)
 class HashFunction:
+    """Noise §4.3: HASH and HKDF for one hash."""
+
     name: str
     digestmod: str  # a hashlib name, so hmac can take its fast C path
 
@@ -107,6 +109,8 @@ def x25519_public(private: bytes) -> bytes:
 
 
 class _KeyPair:
+    """Noise §4.1: an X25519 key pair and DH with it."""
+
     __slots__ = ("_private", "public")
 
     def __init__(self, private: bytes) -> None:
@@ -148,9 +152,6 @@ class CipherState:
 
     def has_key(self) -> bool:
         return self.k is not None
-
-    def set_nonce(self, n: int) -> None:
-        self.n = n
 
     def encrypt_with_ad(self, ad: bytes, plaintext: bytes) -> bytes:
         if self._aead is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from . import sids
 from .envelope import SignedEvent, open_envelope, seal
 from .errors import LocalProtocolError, RemoteProtocolError, as_remote
 from .events import (
@@ -29,14 +30,19 @@ from .rules import RoomState, outcome_digest, transition
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Submission:
-    """What a submit produced: the events appended (in order), or the original ones for a retried id."""
+class Appended:
+    """The events one call appended, in order (the event and any close it made inevitable; none for a
+    `tick` with nothing due), or with `duplicate` the original event of a retried sid. A guest's
+    `prepare` returns the event it signed, which is appended only when the host sends it back."""
 
     events: tuple[SignedEvent, ...]
     duplicate: bool = False
 
 
-class _Replica:
+class _Room:
+    """What both room objects share: this side's copy of the chain (state, log, sid index), signing its
+    own events against the head, replay from the store and rollback of what could not be stored."""
+
     role: Role
 
     def __init__(self, identity: Identity, state: RoomState) -> None:
@@ -135,7 +141,7 @@ def _check_not_ahead(event: SignedEvent, now_ms: int) -> None:
         )
 
 
-class HostRoom(_Replica):
+class HostRoom(_Room):
     """Authoritative: validates, sequences, signs its own events and appends the guest's.
 
     It also applies the deadlines, on the monotonic clock (`mono_ms`) the daemon passes in: each timer
@@ -155,10 +161,10 @@ class HostRoom(_Replica):
 
     @classmethod
     def create(
-        cls, identity: Identity, *, room_id: str, spec: RoomCreated, now_ms: int, mono_ms: int, sid: str = "create"
+        cls, identity: Identity, *, room_id: str, spec: RoomCreated, now_ms: int, mono_ms: int, sid: str | None = None
     ) -> HostRoom:
         room = cls(identity, RoomState(room_id=room_id, host_key=identity.public_key))
-        room.send(spec, sid=sid, now_ms=now_ms, mono_ms=mono_ms)
+        room.send(spec, sid=sids.create() if sid is None else sid, now_ms=now_ms, mono_ms=mono_ms)
         return room
 
     @classmethod
@@ -211,16 +217,16 @@ class HostRoom(_Replica):
             self.timers = restored
         return dropped
 
-    def send(self, body: Body, *, sid: str, now_ms: int, mono_ms: int) -> Submission:
+    def send(self, body: Body, *, sid: str, now_ms: int, mono_ms: int) -> Appended:
         """Our own (host) event; raises LocalProtocolError if the protocol forbids it now. `now_ms` (wall
         clock) dates it; `mono_ms` (monotonic) starts its timers."""
         if (done := self.original(sid)) is not None:
-            return Submission(events=(done,), duplicate=True)
+            return Appended(events=(done,), duplicate=True)
         event, new_state = self._sign_own(body, sid, now_ms)
         self._apply(event, new_state, now_ms=now_ms, mono_ms=mono_ms)
-        return Submission(events=(event, *self._follow_ups(now_ms, mono_ms)))
+        return Appended(events=(event, *self._follow_ups(now_ms, mono_ms)))
 
-    def receive(self, data: bytes, *, now_ms: int, mono_ms: int, from_key: bytes | None = None) -> Submission:
+    def receive(self, data: bytes, *, now_ms: int, mono_ms: int, from_key: bytes | None = None) -> Appended:
         """A guest submission; raises RemoteProtocolError (room unchanged) if it is not acceptable. `now_ms`
         (our wall clock) bounds its `ts`; `mono_ms` (our monotonic clock) is when it arrived."""
         try:
@@ -232,16 +238,16 @@ class HostRoom(_Replica):
         if event.header.room != self.room_id:
             raise RemoteProtocolError("wrong_room", f"submission is for room {event.header.room}, not {self.room_id}")
         if (done := self.original(event.header.sid, "guest")) is not None:
-            return Submission(events=(done,), duplicate=True)
+            return Appended(events=(done,), duplicate=True)
         _check_not_ahead(event, now_ms)
         try:
             new_state = transition(self.state, event.header, event.body)
         except LocalProtocolError as err:
             raise as_remote(err) from None
         self._apply(event, new_state, now_ms=now_ms, mono_ms=mono_ms)
-        return Submission(events=(event, *self._follow_ups(now_ms, mono_ms)))
+        return Appended(events=(event, *self._follow_ups(now_ms, mono_ms)))
 
-    def close(self, status: str, *, reason: str, now_ms: int, mono_ms: int, sid: str) -> Submission:
+    def close(self, status: str, *, reason: str, now_ms: int, mono_ms: int, sid: str) -> Appended:
         """End the room with a status the host may decide alone (timeout, cancelled, error, turn limit)."""
         outcome = self.state.outcome(status)
         body = RoomClosed(outcome=outcome, digest=outcome_digest(self.room_id, outcome), reason=reason)
@@ -259,7 +265,8 @@ class HostRoom(_Replica):
             reason = f"all {st.spec.max_turns} turns used without agreement on every field"
         else:
             return []
-        return list(self.close(status, reason=reason, now_ms=now_ms, mono_ms=mono_ms, sid=f"close-{st.seq + 1}").events)
+        sid = sids.follow_up_close(st.seq + 1)
+        return list(self.close(status, reason=reason, now_ms=now_ms, mono_ms=mono_ms, sid=sid).events)
 
     def next_deadline(self) -> tuple[int, str] | None:
         """The earliest (monotonic time ms, reason) at which `tick` would end the room, if any."""
@@ -283,15 +290,16 @@ class HostRoom(_Replica):
                 )
         return min(candidates) if candidates else None
 
-    def tick(self, *, now_ms: int, mono_ms: int) -> Submission:
+    def tick(self, *, now_ms: int, mono_ms: int) -> Appended:
         """Apply the deadlines due by `mono_ms` (the only way time enters the core); `now_ms` dates the close."""
         due = self.next_deadline()
         if due is None or mono_ms < due[0]:
-            return Submission(events=())
-        return self.close("timeout", reason=due[1], now_ms=now_ms, mono_ms=mono_ms, sid=f"timeout-{self.state.seq + 1}")
+            return Appended(events=())
+        sid = sids.timeout(self.state.seq + 1)
+        return self.close("timeout", reason=due[1], now_ms=now_ms, mono_ms=mono_ms, sid=sid)
 
 
-class GuestRoom(_Replica):
+class GuestRoom(_Room):
     """Verifying replica: signs its own events for the host to sequence, checks everything the host sends."""
 
     role: Role = "guest"
@@ -306,13 +314,13 @@ class GuestRoom(_Replica):
         room.replay(envelopes)
         return room
 
-    def prepare(self, body: Body, *, sid: str, now_ms: int) -> Submission:
+    def prepare(self, body: Body, *, sid: str, now_ms: int) -> Appended:
         """Sign our next event for submission; it is appended only when the host sends it back."""
         if (done := self.original(sid)) is not None:
-            return Submission(events=(done,), duplicate=True)
+            return Appended(events=(done,), duplicate=True)
         event, _ = self._sign_own(body, sid, now_ms)
         self._pending[sid] = event.envelope
-        return Submission(events=(event,))
+        return Appended(events=(event,))
 
     def receive(self, data: bytes, *, now_ms: int) -> SignedEvent | None:
         """An event the host broadcast; None if we already hold exactly it (a replay after reconnecting).
@@ -336,4 +344,4 @@ class GuestRoom(_Replica):
         return self._append(event, new_state)
 
 
-__all__ = ["GuestRoom", "HostRoom", "Submission", "Timers"]
+__all__ = ["GuestRoom", "HostRoom", "Appended", "Timers"]

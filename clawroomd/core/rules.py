@@ -17,6 +17,7 @@ from .events import (
     EVENTS_PER_TURN,
     MAX_CLOCK_SKEW_MS,
     MAX_CONSULTS_PER_TURN,
+    ROLES,
     Body,
     CloseAccepted,
     CloseProposed,
@@ -40,6 +41,8 @@ HOST_CLOSE_STATUSES = ("turn_limit_reached", "timeout", "cancelled", "error")
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PendingClose:
+    """A close_proposed not yet countersigned: who proposed it, the outcome and its digest."""
+
     proposer: Role
     outcome: Outcome
     digest: bytes
@@ -47,6 +50,27 @@ class PendingClose:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RoomState:
+    """Everything the rules need to judge the next event, derived from the transcript alone (both sides
+    hold equal states for equal transcripts). Immutable: `transition` returns a new one.
+
+    | field | what it holds |
+    | --- | --- |
+    | `room_id`, `host_key` | the room and the host's key, known before the first event |
+    | `phase` | where the room is in the transition table (SPEC §6) |
+    | `seq`, `head` | the last event's number (-1 before any) and hash: the next event's `seq - 1` and `prev` |
+    | `guest_key`, `guest_label` | bound by `joined` |
+    | `spec` | the room_created body: fields, turn limit, who speaks first, deadlines |
+    | `turns` | messages so far (one message is one turn) |
+    | `proposals` | field -> side -> the value it proposes and the other side has not yet answered |
+    | `agreed` | field -> the value both sides agreed (a later proposal reopens it) |
+    | `consulting` | the sides now waiting on their owner's answer |
+    | `consults` | consultations each side started since the last message (bounded per turn) |
+    | `pending_close` | a close proposal awaiting the other side's countersignature |
+    | `closing_status`, `closing_reason` | how the room must close, once phase is `closing` |
+    | `last_ts` | the last event's `ts`: only the lower bound on the next one's, never a deadline |
+    | `result` | the room_closed body once closed |
+    """
+
     room_id: str
     host_key: bytes
     phase: Phase = "new"
@@ -79,6 +103,21 @@ class RoomState:
         if self.phase == "delivering" and self.pending_close is not None:
             return other(self.pending_close.proposer)
         return self.turn
+
+    @property
+    def awaiting(self) -> frozenset[Role]:
+        """Who is expected to act now: the awaited side, or both once every field is agreed and no turn
+        is left (either may propose the close); nobody before the room is active, nor once it is closing.
+        A side consulting its owner still counts as expected (see `your_turn`)."""
+        if self.phase not in ("active", "delivering"):
+            return frozenset()
+        if self.awaited is not None:
+            return frozenset((self.awaited,))
+        return frozenset(ROLES) if self.all_agreed else frozenset()
+
+    def your_turn(self, role: Role) -> bool:
+        """`role` is expected to act now and free to (not waiting on its owner's answer)."""
+        return role in self.awaiting and role not in self.consulting
 
     def key_of(self, role: Role) -> bytes | None:
         return self.host_key if role == "host" else self.guest_key

@@ -5,23 +5,26 @@ Every method and its parameters are documented in protocol/SPEC.md, "Local API".
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import clawroomd
 
 from ..core.errors import LocalProtocolError
-from ..core.events import FieldSpec, Message, Move, RoomCreated
+from ..core.events import FieldSpec, RoomCreated
+from ..core.identity import Identity
 from ..core.joinurl import JoinURL
-from .errors import ApiError, check_seq
-from .live import LiveRoom, now_ms
+from .clock import now_ms
+from .config import DaemonConfig
+from .errors import ApiError, core_refusal_is_bad_value
+from .live import LiveRoom
+from .moves import Moves
+from .rooms import Rooms
 from .views import lifecycle, list_row, result_view, status_view
 
 if TYPE_CHECKING:
     from .rpc import Session
-    from .supervisor import Supervisor
 
 DEFAULT_TURN_TIMEOUT_S = 3600
 DEFAULT_DEADLINE_S = 24 * 3600
@@ -83,18 +86,32 @@ def _not_unicode(params: dict[str, Any]) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _checked() -> Iterator[None]:
-    """An event or move that refuses to be built is the caller's bad value, said in the core's words."""
-    try:
-        yield
-    except LocalProtocolError as err:
-        raise ApiError("bad_value", err.message, {"protocol_code": err.code}) from None
+class Join(Protocol):
+    """How a join URL becomes a guest room (guest_side.GuestSide.join)."""
+
+    def __call__(self, url: JoinURL, *, label: str, meta: dict[str, Any], timeout: float) -> Awaitable[LiveRoom]: ...
 
 
 class Api:
-    def __init__(self, sup: Supervisor) -> None:
-        self.sup = sup
+    """The local API's methods, each handed only what it needs: the rooms, our moves, the join, and
+    the daemon's facts for daemon.info."""
+
+    def __init__(
+        self,
+        rooms: Rooms,
+        moves: Moves,
+        *,
+        join: Join,
+        identity: Identity,
+        config: DaemonConfig,
+        listen: Callable[[], list[str]],
+    ) -> None:
+        self.rooms = rooms
+        self.moves = moves
+        self.join = join
+        self.identity = identity
+        self.config = config
+        self.listen = listen
         self.methods: dict[str, Callable[[dict[str, Any], Session], Awaitable[Any]]] = {
             "daemon.info": self.daemon_info,
             "room.create": self.room_create,
@@ -118,24 +135,24 @@ class Api:
         return await fn(params, session)
 
     def _room(self, params: dict[str, Any]) -> LiveRoom:
-        return self.sup.room(_get(params, "room_id", str))
+        return self.rooms.get(_get(params, "room_id", str))
 
     async def daemon_info(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         return {
-            "peer_id": self.sup.identity.peer_id,
+            "peer_id": self.identity.peer_id,
             "version": clawroomd.__version__,
-            "listen": list(self.sup.listen),
-            "state_dir": str(self.sup.config.state_dir),
-            "socket": str(self.sup.config.socket_path),
-            "rooms": len(self.sup.rooms),
-            "open_rooms": sum(1 for r in self.sup.rooms.values() if not r.closed),
-            "storage": self.sup.store.health,
-            "damaged_rooms": sorted(self.sup.damaged),
+            "listen": self.listen(),
+            "state_dir": str(self.config.state_dir),
+            "socket": str(self.config.socket_path),
+            "rooms": len(self.rooms),
+            "open_rooms": sum(1 for r in self.rooms if not r.closed),
+            "storage": self.rooms.store.health,
+            "damaged_rooms": sorted(self.rooms.damaged),
         }
 
     def _advertise(self, params: dict[str, Any]) -> list[tuple[str, int]]:
         given = _get(params, "advertise", list, None)
-        texts = given if given is not None else list(self.sup.config.advertise or self.sup.listen)
+        texts = given if given is not None else list(self.config.advertise or self.listen())
         out = []
         for text in texts:
             if not isinstance(text, str) or ":" not in text:
@@ -156,7 +173,7 @@ class Api:
         raw_fields = _get(params, "fields", list, what=' (the required outcome fields, e.g. ["price"])')
         fields = []
         for f in raw_fields:
-            with _checked():
+            with core_refusal_is_bad_value():
                 if isinstance(f, str):
                     fields.append(FieldSpec(name=f))
                 elif isinstance(f, dict) and isinstance(f.get("name"), str):
@@ -165,7 +182,7 @@ class Api:
                     raise _bad('each field is a name or {"name": ..., "description": ...}')
         now = now_ms()
         deadline = _seconds(params, "deadline_s", DEFAULT_DEADLINE_S)
-        with _checked():
+        with core_refusal_is_bad_value():
             spec = RoomCreated(
                 label=_get(params, "label", str, ""),
                 topic=_get(params, "topic", str),
@@ -183,7 +200,7 @@ class Api:
             if not command or not all(isinstance(a, str) for a in command):
                 raise _bad("agent_command is a non-empty list of strings (argv)")
             meta["agent_command"] = command
-        live = await self.sup.create_room(
+        live = await self.moves.create_room(
             spec, advertise=self._advertise(params), meta=meta, ttl_ms=_seconds(params, "invite_ttl_s", None)
         )
         view = status_view(live)
@@ -195,7 +212,7 @@ class Api:
             url = JoinURL.parse(_get(params, "join_url", str))
         except LocalProtocolError as err:
             raise ApiError("bad_join_url", err.message) from None
-        if url.host_peer_id == self.sup.identity.peer_id:
+        if url.host_peer_id == self.identity.peer_id:
             raise ApiError("conflict", "that join URL is for a room this daemon hosts; the guest needs its own daemon")
         meta: dict[str, Any] = {}
         command = _get(params, "agent_command", list, None)
@@ -206,11 +223,11 @@ class Api:
         timeout = float(_get(params, "timeout_s", (int, float), 30))
         if not 0 < timeout <= 3600:
             raise _out_of_range(f"timeout_s must be a number of seconds above 0 and at most 3600, not {timeout!r}")
-        live = await self.sup.guest_side.join(url, label=_get(params, "label", str, ""), meta=meta, timeout=timeout)
+        live = await self.join(url, label=_get(params, "label", str, ""), meta=meta, timeout=timeout)
         return status_view(live)
 
     async def room_list(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
-        return {"rooms": [list_row(live) for live in self.sup.rooms.values()]}
+        return {"rooms": [list_row(live) for live in self.rooms]}
 
     async def room_status(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         return status_view(self._room(params))
@@ -234,12 +251,9 @@ class Api:
             raise ApiError("bad_value", f"expect_seq {expect} is ahead of this room (its last event is #{seq})")
         return int(expect)
 
-    def _moves(self, live: LiveRoom, params: dict[str, Any]) -> tuple[Move, ...]:
-        """Moves from `moves` (full form) plus the CLI's shorthands; `accept` without a value takes the
-        peer's standing proposal in the state the move is bound to (the caller has checked it is still
-        current), which is what a person or agent means by "accept price": the value it saw."""
-        st = live.state
-        peer = "guest" if live.role == "host" else "host"
+    @staticmethod
+    def _raw_moves(params: dict[str, Any]) -> list[Any]:
+        """`moves` (full form) plus the CLI's shorthands `propose`, `accept`, `reject`."""
         raw = list(_get(params, "moves", list, []))
         for name, value in dict(_get(params, "propose", dict, {})).items():
             raw.append({"op": "propose", "field": name, "value": value})
@@ -247,51 +261,25 @@ class Api:
             raw.append({"op": "accept", "field": name})
         for name in _get(params, "reject", list, []):
             raw.append({"op": "reject", "field": name})
-        moves = []
-        for m in raw:
-            if not isinstance(m, dict) or not isinstance(m.get("op"), str) or not isinstance(m.get("field"), str):
-                raise _bad('each move is {"op": propose|accept|reject, "field": name, "value"?: text}')
-            value = m.get("value")
-            if m["op"] == "accept" and value is None:
-                value = st.proposals.get(m["field"], {}).get(peer)  # type: ignore[call-overload]
-                if value is None:
-                    raise ApiError(
-                        "conflict",
-                        f"the {peer} has no standing proposal for {m['field']!r} to accept",
-                        {"protocol_code": "no_such_proposal"},
-                    )
-            refs = m.get("refs", [])
-            if not isinstance(refs, list):
-                raise _bad("refs is a list of text")
-            with _checked():
-                moves.append(Move(op=m["op"], field=m["field"], value=value, refs=tuple(refs)))
-        return tuple(moves)
+        return raw
 
     async def room_send(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)
         text = _get(params, "text", str, "")
         base = self._base(live, params)
         sid = _get(params, "sid", str, None)
-        if sid is not None and not (1 <= len(sid) <= 60 and sid.replace("-", "").replace("_", "").isalnum()):
-            raise _bad("sid must be 1-60 letters, digits, - or _")
-        wire_sid = None if sid is None else "a-" + sid
-        if wire_sid is not None and (done := live.core.original(wire_sid)) is not None:
-            return {"event": done.to_json(), "duplicate": True}  # a retry: the original answer, unrevalidated
-        check_seq(base, live.state.seq)  # before the moves read the state: they take what the caller saw
-        with _checked():
-            body = Message(text=text, moves=self._moves(live, params))  # built once, never on a later state
-        return await self.sup.submit(live, lambda: body, sid=wire_sid, expect_seq=base)
+        return await self.moves.send(live, text, self._raw_moves(params), expect_seq=base, client_sid=sid)
 
     async def room_close(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)
         base = self._base(live, params)  # the close countersigned or proposed is the one in that state
-        return await self.sup.submit(live, lambda: self.sup.close_body(live), expect_seq=base)
+        return await self.moves.submit(live, lambda: self.moves.close_body(live), expect_seq=base)
 
     async def room_cancel(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)
         if live.closed:
             raise ApiError("room_closed", "the room is already closed")
-        return await self.sup.cancel(live, _get(params, "reason", str, ""))
+        return await self.moves.cancel(live, _get(params, "reason", str, ""))
 
     async def room_result(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)

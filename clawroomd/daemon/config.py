@@ -10,7 +10,8 @@ TOML keys (all optional; relative paths are relative to the file's folder)::
     max_request = 1048576                 # bytes per local-API request line
     advertise   = ["192.0.2.10:7643"]     # addresses put in join URLs (default: the listen address)
 
-    [tuning]                              # kept in DaemonConfig.extra; these keys are also checked here:
+    [tuning]                              # every key and its bounds: clawroomd/daemon/tuning.py
+    agent_timeout = 120                   # s for one run of a room's agent command
     handshake_timeout = 10.0              # s a peer connection may take from accept to admission
     max_pending_handshakes = 128          # peer connections in their handshake, in total
     max_pending_per_address = 8           # ... from one IPv4 address / IPv6 /64
@@ -18,7 +19,7 @@ TOML keys (all optional; relative paths are relative to the file's folder)::
     max_peer_connections = 4096           # all peer connections (also at most half the open-file limit)
     watch_memory = 67108864               # bytes of unread local-API notifications, all connections together
 
-    [any_table]                           # tables are kept, unparsed, in DaemonConfig.extra
+    [any_table]                           # other tables are kept, unparsed, in DaemonConfig.extra
     ...
 
 An unknown top-level key that is not a table is an error (a typo should not be silently ignored).
@@ -34,35 +35,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import clawroomd
 from clawroomd.client import default_socket_path, default_state_dir
 
-if TYPE_CHECKING:
-    from clawroomd.link.limits import PeerLimits
+from .tuning import Tuning, TuningError
 
 DEFAULT_LISTEN = "0.0.0.0:7643"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DURABILITIES = ("normal", "full")
 DEFAULT_MAX_REQUEST = 1 << 20
-DEFAULT_WATCH_MEMORY = 64 << 20
 # [tuning] keys checked here: (type, lowest, highest). PeerLimits field for each peer one below.
-_TUNING_BOUNDS: dict[str, tuple[type, float, float]] = {
-    "handshake_timeout": (float, 0.5, 300),
-    "max_pending_handshakes": (int, 1, 1 << 16),
-    "max_pending_per_address": (int, 1, 1 << 16),
-    "max_links_per_peer": (int, 1, 1024),
-    "max_peer_connections": (int, 1, 1 << 20),
-    "watch_memory": (int, 1 << 16, 1 << 40),
-}
-_PEER_LIMIT_FIELDS = {
-    "handshake_timeout": "handshake_timeout",
-    "max_pending_handshakes": "max_pending",
-    "max_pending_per_address": "max_pending_per_source",
-    "max_links_per_peer": "max_links_per_peer",
-    "max_peer_connections": "max_connections",
-}
 _KNOWN_KEYS = {"state_dir", "socket", "listen", "log_level", "durability", "max_request", "advertise"}
 
 
@@ -81,8 +65,7 @@ class DaemonConfig:
     durability: Literal["normal", "full"] = "normal"
     max_request: int = DEFAULT_MAX_REQUEST
     advertise: tuple[str, ...] = ()  # HOST:PORT put in join URLs; empty: the listen address
-    peer_limits: PeerLimits | None = None  # the peer listener's caps ([tuning]); None: the defaults
-    watch_memory: int = DEFAULT_WATCH_MEMORY  # unread local-API notification bytes, all connections
+    tuning: Tuning = field(default_factory=Tuning)
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -168,31 +151,6 @@ def _read_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _tuning(file_data: dict[str, Any], path: Path | None) -> tuple[PeerLimits | None, int]:
-    """The [tuning] keys this module checks: (peer limits or None for the defaults, watch_memory)."""
-    table = file_data.get("tuning", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"config file {path}: tuning must be a table ([tuning])")
-    checked: dict[str, int | float] = {}
-    for key, (kind, low, high) in _TUNING_BOUNDS.items():
-        if key not in table:
-            continue
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, int if kind is int else int | float):
-            what = "a whole number" if kind is int else "a number"
-            raise ConfigError(f"[tuning] {key} must be {what}, not {value!r}")
-        if not low <= value <= high:
-            raise ConfigError(f"[tuning] {key} must be from {low:g} to {high:g}, not {value!r}")
-        checked[key] = value
-    limits = None
-    if any(key in checked for key in _PEER_LIMIT_FIELDS):
-        from clawroomd.link.limits import PeerLimits  # lazily: it imports trio, and --help should not
-
-        given: dict[str, Any] = {field: checked[key] for key, field in _PEER_LIMIT_FIELDS.items() if key in checked}
-        limits = PeerLimits(**given)
-    return limits, int(checked.get("watch_memory", DEFAULT_WATCH_MEMORY))
-
-
 def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> DaemonConfig:
     """Parse `argv` (default sys.argv[1:]) and the optional --config file into a DaemonConfig.
 
@@ -253,8 +211,11 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     for text in advertise:
         parse_listen(text)  # same grammar as listen; raises ConfigError naming the bad value
 
-    peer_limits, watch_memory = _tuning(file_data, config_file)
-    extra = {k: v for k, v in file_data.items() if k not in _KNOWN_KEYS}
+    try:
+        tuning = Tuning.from_table(file_data.get("tuning", {}))
+    except TuningError as e:
+        raise ConfigError(f"config file {config_file}: {e}") from None
+    extra = {k: v for k, v in file_data.items() if k not in _KNOWN_KEYS and k != "tuning"}
     return DaemonConfig(
         state_dir=state_dir,
         socket_path=socket_path,
@@ -265,7 +226,6 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         durability=durability,
         max_request=max_request,
         advertise=tuple(advertise),
-        peer_limits=peer_limits,
-        watch_memory=watch_memory,
+        tuning=tuning,
         extra=MappingProxyType(extra),
     )

@@ -12,6 +12,8 @@ Codes are never renumbered or reused; add new ones at the end of their group.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 ERROR_CODES: dict[str, int] = {
@@ -124,3 +126,14 @@ def check_seq(expected: int | None, seq: int) -> None:
     """Refuse a move bound to seq `expected` (None: unbound) when the room is now at `seq`."""
     if expected is not None and expected != seq:
         raise stale_state(expected, seq)
+
+
+@contextlib.contextmanager
+def core_refusal_is_bad_value() -> Iterator[None]:
+    """An event or move that refuses to be built is the caller's bad value, said in the core's words."""
+    from ..core.errors import LocalProtocolError
+
+    try:
+        yield
+    except LocalProtocolError as err:
+        raise ApiError("bad_value", err.message, {"protocol_code": err.code}) from None

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -12,19 +11,6 @@ from ..core.envelope import SignedEvent
 from ..core.events import Role
 from ..core.room import GuestRoom, HostRoom
 from ..core.rules import RoomState
-
-if TYPE_CHECKING:
-    from .hosting import GuestFeed
-
-
-def now_ms() -> int:
-    """The wall clock: what our events' `ts` say. Never used to time a deadline (SPEC §9)."""
-    return time.time_ns() // 1_000_000
-
-
-def mono_ms() -> int:
-    """The monotonic clock every deadline runs on (trio's, so it agrees with trio's timeouts)."""
-    return int(trio.current_time() * 1000)
 
 
 @dataclass
@@ -51,7 +37,6 @@ class LiveRoom:
         self.local_result: dict[str, Any] | None = None  # guest-side verdict when the host is gone for good
         self.link_up = False
         self.stored_phase = ""  # the phase last written to the rooms table
-        self.feed: GuestFeed | None = None  # host: the events' way to the connected guest
         self._changed = trio.Event()
 
     @property
@@ -82,16 +67,10 @@ class LiveRoom:
         self._changed.set()
         self._changed = trio.Event()
 
-    def awaiting(self) -> set[Role]:
-        """Who is expected to act now: whose turn it is, the side asked to countersign, or both at the
-        turn limit when everything is agreed (either may propose the close)."""
-        st = self.state
-        if self.closed or st.phase not in ("active", "delivering"):
-            return set()
-        if st.awaited is not None:
-            return {st.awaited}
-        return {"host", "guest"} if st.all_agreed else set()
+    def awaiting(self) -> frozenset[Role]:
+        """Who is expected to act now (`RoomState.awaiting`); nobody once we ended the room locally."""
+        return frozenset() if self.local_result is not None else self.state.awaiting
 
     @property
     def our_turn(self) -> bool:
-        return self.role in self.awaiting() and self.role not in self.state.consulting
+        return self.local_result is None and self.state.your_turn(self.role)

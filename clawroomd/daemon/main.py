@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             # The store first: a database it refuses leaves no new key files behind either.
-            # repair=False: the supervisor repairs transcripts once it has verified each room's chain.
+            # repair=False: the room registry repairs transcripts once it has verified each room's chain.
             store = Store(config.state_dir, durability=config.durability, repair=False)
         except startup_errors as e:
             log.error("cannot start: %s", e)

@@ -1,12 +1,12 @@
-"""The daemon's trio main task: local API, supervisor, readiness notification, signals.
+"""The daemon's trio main task: local API, the wired daemon (`wiring.Daemon`), readiness notification, signals.
 
 Order of start-up inside ``run_daemon``:
 
 1. SIGTERM/SIGINT are watched (from the very start, so a stop request during start-up is honoured).
-2. The Supervisor is constructed with the daemon's nursery.
+2. The `Daemon` (the composition root, `wiring.py`) is built with the daemon's nursery.
 3. The local API socket is bound (``serve_rpc``). From here on clients can connect; a request that
-   arrives before step 4 finishes is the supervisor's to answer (e.g. ``not_ready``).
-4. ``await nursery.start(supervisor.start)``: the supervisor binds the peer listener, resumes rooms and
+   arrives before step 4 finishes is the daemon's to answer (e.g. ``not_ready``).
+4. ``await nursery.start(daemon.start)``: the daemon binds the peer listener, resumes rooms and
    reports its listen addresses (list of ``"host:port"``).
 5. ``READY=1`` and a ``STATUS=`` line go to ``$NOTIFY_SOCKET`` (systemd ``Type=notify``), and
    ``task_status.started(DaemonStarted(...))`` for in-process callers (tests).
@@ -99,17 +99,17 @@ async def run_daemon(
     NOTIFY_SOCKET is read from `env` (default os.environ) and removed from os.environ so that commands
     the daemon runs later do not inherit it. Must run in the main thread (signal handling).
     """
-    from .supervisor import Supervisor
+    from .wiring import Daemon
 
     notify_socket = os.environ.pop("NOTIFY_SOCKET", None) if env is None else env.get("NOTIFY_SOCKET")
     async with trio.open_nursery() as nursery:
         await nursery.start(_watch_signals, nursery.cancel_scope, notify_socket)
-        supervisor = Supervisor(config=config, store=store, identity=identity, static_key=static_key, nursery=nursery)
+        daemon = Daemon(config=config, store=store, identity=identity, static_key=static_key, nursery=nursery)
         socket_path = await nursery.start(
-            functools.partial(serve_rpc, config.socket_path, supervisor, max_request=config.max_request,
-                              notify_budget=config.watch_memory)
+            functools.partial(serve_rpc, config.socket_path, daemon, max_request=config.max_request,
+                              notify_budget=config.tuning.watch_memory)
         )
-        listen = list(await nursery.start(supervisor.start))
+        listen = list(await nursery.start(daemon.start))
         log.info(
             "clawroomd ready: peer id %s, local API %s, peers on %s",
             identity.peer_id, socket_path, ", ".join(listen) or "(none)",

@@ -51,6 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..core.events import Role
+from ..core.ids import ROOM_ID_RULE, is_room_id
 from ..private_files import UnsafeFolder, atomic_write, ensure_private_dir
 from .errors import ApiError
 
@@ -63,11 +65,9 @@ BACKSTOP_CHECKPOINT_PAGES = 10_000  # SQLite's own checkpoint, once checkpoints 
 LOG_EVERY_S = 60.0  # at most one "storage failing" (and one "works again") line per area this often
 RECOVERY_FREE_BYTES = 1 << 20  # after "disk full", free space that counts as space having returned
 
-_ROOM_ID_RE = re.compile(r"^cr_[0-9a-f]{1,64}$")
 _FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 Durability = Literal["normal", "full"]
-Role = Literal["host", "guest"]
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -277,8 +277,8 @@ def _transcript_line(transcript_json: str) -> bytes:
 
 
 def _check_room_id(room_id: str) -> str:
-    if not isinstance(room_id, str) or not _ROOM_ID_RE.match(room_id):
-        raise BadName(f"{room_id!r} is not a room id (cr_ followed by lowercase hex)")
+    if not is_room_id(room_id):
+        raise BadName(f"{room_id!r} is not a room id ({ROOM_ID_RULE})")
     return room_id
 
 
@@ -367,7 +367,7 @@ class Store:
         found = []
         with contextlib.suppress(FileNotFoundError), os.scandir(self.state_dir / "rooms") as entries:
             for entry in entries:
-                if _ROOM_ID_RE.match(entry.name):
+                if is_room_id(entry.name):
                     with contextlib.suppress(OSError):
                         if os.stat(Path(entry.path) / TRANSCRIPT).st_size > 0:
                             found.append(entry.name)

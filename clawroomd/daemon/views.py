@@ -6,22 +6,14 @@ from typing import Any
 
 from ..core.events import other
 from ..core.identity import peer_id_for
-from .live import LiveRoom, now_ms
+from ..core.lifecycle import lifecycle as room_lifecycle
+from .clock import now_ms
+from .live import LiveRoom
 
 
 def lifecycle(live: LiveRoom) -> str:
-    """DESIGN §1's participant lifecycle, derived from the room phase (SPEC.md §6 gives the mapping)."""
-    if live.local_result is not None:
-        return "error"
-    st = live.state
-    if st.phase == "closed":
-        assert st.result is not None
-        return "error" if st.result.outcome.status in ("error", "timeout") else "closed"
-    if st.phase in ("new", "invited"):
-        return "joining" if live.role == "guest" else "invited"
-    if st.phase in ("delivering", "closing"):
-        return "delivering"
-    return "active"
+    """DESIGN §1's participant lifecycle (core.lifecycle; SPEC.md §6 gives the mapping)."""
+    return room_lifecycle(live.state, live.role, ended_locally=live.local_result is not None)
 
 
 def result_view(live: LiveRoom) -> dict[str, Any] | None:

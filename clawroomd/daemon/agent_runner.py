@@ -17,24 +17,35 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import trio
 
 from .errors import ApiError
 from .live import LiveRoom
+from .moves import Moves
 from .views import status_view
 
-if TYPE_CHECKING:
-    from .supervisor import Supervisor
-
 log = logging.getLogger("clawroomd.agent")
-AGENT_TIMEOUT_S = 120.0
 MAX_OUTPUT = 256 * 1024
 MAX_FAILURES = 3
 
 
-async def run_agent_loop(sup: Supervisor, live: LiveRoom) -> None:
+class AgentRunner:
+    """Runs each room's agent command on our turns; `queued_move` tells whether a move of ours for the
+    room still waits in the outbox (guest rooms), in which case the turn is already answered."""
+
+    def __init__(self, moves: Moves, *, queued_move: Callable[[LiveRoom], str | None], timeout: float) -> None:
+        self.moves = moves
+        self.queued_move = queued_move
+        self.timeout = timeout
+
+    async def run(self, live: LiveRoom) -> None:
+        await run_agent_loop(self, live)
+
+
+async def run_agent_loop(runner: AgentRunner, live: LiveRoom) -> None:
     argv: list[str] = live.meta["agent_command"]
     seen, failures, handled, said = -2, 0, False, -2
     while not live.closed:
@@ -44,14 +55,14 @@ async def run_agent_loop(sup: Supervisor, live: LiveRoom) -> None:
         if not live.our_turn or handled or failures >= MAX_FAILURES:
             await changed.wait()
             continue
-        if (queued := _queued(sup, live)) is not None:
+        if (queued := runner.queued_move(live)) is not None:
             if said != seen:
                 said = seen
                 log.info("room %s: our move %s waits for the host; no new reply until it lands", live.room_id, queued)
             await changed.wait()  # the move lands or is refused: both change the room or the outbox
             continue
         try:
-            await _one_turn(sup, live, argv)
+            await _one_turn(runner, live, argv)
             handled = True
         except ApiError as err:
             if err.code != "stale_state":
@@ -77,13 +88,7 @@ async def _failed(live: LiveRoom, err: Exception, failures: int) -> int:
     return failures
 
 
-def _queued(sup: Supervisor, live: LiveRoom) -> str | None:
-    """The sid of a move of ours still waiting for the host: this turn is answered, and running the agent
-    again would give it a second reply, computed on a view older than that move."""
-    return sup.guest_side.queued_move(live) if live.role == "guest" else None
-
-
-async def _one_turn(sup: Supervisor, live: LiveRoom, argv: list[str]) -> None:
+async def _one_turn(runner: AgentRunner, live: LiveRoom, argv: list[str]) -> None:
     base = live.state.seq
     doc = {
         "you": live.role,
@@ -92,7 +97,8 @@ async def _one_turn(sup: Supervisor, live: LiveRoom, argv: list[str]) -> None:
         "room": status_view(live),
         "transcript": [e.to_json() for e in live.core.log],
     }
-    with trio.fail_after(float(sup.tuning.get("agent_timeout", AGENT_TIMEOUT_S))):
+    moves = runner.moves
+    with trio.fail_after(runner.timeout):
         proc = await trio.run_process(
             argv, stdin=json.dumps(doc).encode(), capture_stdout=True, capture_stderr=True, check=True
         )
@@ -104,16 +110,13 @@ async def _one_turn(sup: Supervisor, live: LiveRoom, argv: list[str]) -> None:
     if action == "wait":
         return
     if action == "close":
-        await sup.submit(live, lambda: sup.close_body(live), expect_seq=base)
+        await moves.submit(live, lambda: moves.close_body(live), expect_seq=base)
     elif action == "cancel":
-        await sup.cancel(live, str(reply.get("reason", "the agent gave up")), expect_seq=base)
+        await moves.cancel(live, str(reply.get("reason", "the agent gave up")), expect_seq=base)
     elif action == "send":
-        params = {
-            "room_id": live.room_id,
-            "text": reply.get("text", ""),
-            "moves": reply.get("moves", []),
-            "expect_seq": base,
-        }
-        await sup.api.room_send(params, None)  # type: ignore[arg-type]
+        text, raw = reply.get("text", ""), reply.get("moves", [])
+        if not isinstance(text, str) or not isinstance(raw, list):
+            raise ValueError('the agent\'s reply needs `text` as a string and `moves` as a list')
+        await moves.send(live, text, raw, expect_seq=base)
     else:
         raise ValueError(f"unknown agent action {action!r}")

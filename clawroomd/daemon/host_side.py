@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
 from ..core.errors import CLOSE_INVITE, CLOSE_WRONG_PEER, RemoteProtocolError
-from ..core.identity import peer_id_for
+from ..core.identity import Identity, peer_id_for
 from ..core.invites import Invite, InviteRecord, check_invite, matches
 from ..link import LinkClosed, PeerConnection, serve_peers
 from ..link.connection import close_reason
+from .clock import mono_ms, now_ms
 from .errors import CLOSE_STORAGE
-from .live import LiveRoom, mono_ms, now_ms
+from .live import LiveRoom
+from .rooms import Rooms
 from .store import StorageFailed
-
-if TYPE_CHECKING:
-    from .supervisor import Supervisor
+from .tuning import Tuning
 
 log = logging.getLogger("clawroomd.host")
 
@@ -69,16 +69,23 @@ class GuestFeed:
 
 
 class HostSide:
-    def __init__(self, sup: Supervisor) -> None:
-        self.sup = sup
+    """Our side of the rooms we host: the peer listener, guest admission, the feeds and the deadlines."""
+
+    def __init__(self, rooms: Rooms, *, identity: Identity, static_key: bytes, tuning: Tuning) -> None:
+        self.rooms = rooms
+        self.identity = identity
+        self.static_key = static_key
+        self.link_options = tuning.link_options
+        self.peer_limits = tuning.peer_limits()
+        self.feeds: dict[str, GuestFeed] = {}  # room id -> the feed to its connected guest
 
     async def serve(self, host: str, port: int, *, task_status: trio.TaskStatus[tuple[str, int]]) -> None:
-        options: dict[str, Any] = {**self.sup.link_options, "limits": self.sup.config.peer_limits}
+        options: dict[str, Any] = {**self.link_options, "limits": self.peer_limits}
         await serve_peers(
             host,
             port,
-            identity=self.sup.identity,
-            static_private=self.sup.static_key,
+            identity=self.identity,
+            static_private=self.static_key,
             authorize=self.authorize,
             handler=self.serve_guest,
             task_status=task_status,
@@ -88,15 +95,15 @@ class HostSide:
     # -- admission -----------------------------------------------------------------------------------
 
     async def authorize(self, peer_key: bytes, invite: Invite | None) -> None:
-        store = self.sup.store
+        store = self.rooms.store
         if invite is None:
-            if not any(live.role == "host" and live.peer_key == peer_key for live in self.sup.rooms.values()):
+            if not any(live.role == "host" and live.peer_key == peer_key for live in self.rooms):
                 raise RemoteProtocolError(
                     "unknown_peer", "no room here is bound to your key; join with an invite", CLOSE_WRONG_PEER
                 )
             return
         row = store.get_invite(invite.room_id)
-        live = self.sup.rooms.get(invite.room_id)
+        live = self.rooms.lookup(invite.room_id)
         if row is None or live is None or live.role != "host":
             raise RemoteProtocolError("bad_invite", "the invite secret is not valid for this room", CLOSE_INVITE)
         record = InviteRecord(
@@ -138,7 +145,7 @@ class HostSide:
             nursery.cancel_scope.cancel()  # ends this connection's feeds, which mark their rooms unlinked
 
     def _room_for(self, conn: PeerConnection, room_id: object) -> LiveRoom | None:
-        live = self.sup.rooms.get(room_id) if isinstance(room_id, str) else None
+        live = self.rooms.lookup(room_id) if isinstance(room_id, str) else None
         if live is None or live.role != "host" or live.peer_key != conn.peer_public_key:
             return None
         return live
@@ -161,10 +168,10 @@ class HostSide:
                 after = frame.get("after")
                 if not isinstance(after, int) or isinstance(after, bool) or after < -1:
                     raise RemoteProtocolError("malformed", "sync needs an integer `after` >= -1")
-                if live.feed is not None:
-                    live.feed.scope.cancel()  # the guest re-synced, perhaps on a newer connection
-                live.feed = GuestFeed(conn, live, after)
-                nursery.start_soon(self._push, live.feed)
+                if (old := self.feeds.get(live.room_id)) is not None:
+                    old.scope.cancel()  # the guest re-synced, perhaps on a newer connection
+                feed = self.feeds[live.room_id] = GuestFeed(conn, live, after)
+                nursery.start_soon(self._push, feed)
             case "submit":
                 await self._submit(conn, live, frame)
             case _:
@@ -186,8 +193,8 @@ class HostSide:
             except LinkClosed:
                 pass
             finally:
-                if live.feed is feed:
-                    live.feed = None
+                if self.feeds.get(live.room_id) is feed:
+                    del self.feeds[live.room_id]
                     live.link_up = False
                     live.bump()
 
@@ -199,9 +206,9 @@ class HostSide:
         returns as soon as the kernel has the bytes; it waits only while the guest does not read.
         """
         try:
-            if live.feed is not None:
+            if (feed := self.feeds.get(live.room_id)) is not None:
                 with contextlib.suppress(LinkClosed):  # the pusher notices too; the guest re-syncs on redial
-                    await live.feed.flush()
+                    await feed.flush()
         finally:
             live.bump()
 
@@ -224,7 +231,7 @@ class HostSide:
                 # The guest may have missed our broadcast: answer with the original event directly.
                 await conn.send({"t": "event", "room": live.room_id, "env": sub.events[0].envelope})
                 return
-            self.sup.commit(live, sub.events, wake=False)
+            self.rooms.commit(live, sub.events, wake=False)
         await self.forward(live)
 
     # -- deadlines -------------------------------------------------------------------------------------
@@ -246,7 +253,7 @@ class HostSide:
             async with live.lock:
                 sub = live.host.tick(now_ms=now_ms(), mono_ms=mono_ms())
                 try:
-                    self.sup.commit(live, sub.events)
+                    self.rooms.commit(live, sub.events)
                     saved = True
                 except StorageFailed:  # rolled back; the deadline is still due: try again shortly
                     saved = False

@@ -15,24 +15,25 @@ import logging
 import random
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
+from ..core import sids
 from ..core.envelope import open_envelope
 from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.events import Body, Joined, check_label
+from ..core.identity import Identity
 from ..core.joinurl import JoinURL
 from ..core.room import GuestRoom
 from ..link import DialFailed, LinkClosed, PeerConnection, dial_peer
 from ..link.connection import close_reason
+from .clock import mono_ms, now_ms
 from .errors import CLOSE_STORAGE, ApiError, api_error, check_seq, stale_state
-from .live import Ack, LiveRoom, mono_ms, now_ms
-from .store import StorageFailed
-
-if TYPE_CHECKING:
-    from .store import OutboxRow
-    from .supervisor import Supervisor
+from .live import Ack, LiveRoom
+from .rooms import Rooms
+from .store import OutboxRow, StorageFailed
+from .tuning import Tuning
 
 log = logging.getLogger("clawroomd.guest")
 
@@ -56,7 +57,7 @@ class HostLink:
 
     def __init__(self, side: GuestSide, peer_id: str, addrs: list[tuple[str, int]]) -> None:
         self.side = side
-        self.sup = side.sup
+        self.store = side.store
         self.peer_id = peer_id
         self.addrs = addrs
         self.rooms: dict[str, LiveRoom] = {}
@@ -130,9 +131,9 @@ class HostLink:
         room has already moved past is dropped here rather than sent to be refused."""
         live.link_up = True
         await conn.send({"t": "sync", "room": live.room_id, "after": live.state.seq})
-        for row in self.sup.store.outbox(live.room_id):
+        for row in self.store.outbox(live.room_id):
             if _passed(live, row):
-                self.sup.store.drop_outbox(live.room_id, row.sid)
+                self.store.drop_outbox(live.room_id, row.sid)
                 log.info("room %s: dropped queued move %s: the room has moved past it", live.room_id, row.sid)
                 continue
             await conn.send({"t": "submit", "room": live.room_id, "sid": row.sid, "env": row.envelope})
@@ -145,7 +146,7 @@ class HostLink:
                 live.link_up = False
                 live.bump()
 
-    def _fail_join(self, room_id: str, error: ApiError) -> None:
+    def fail_join(self, room_id: str, error: ApiError) -> None:
         join = self.joins.pop(room_id, None)
         if join is not None:
             join.error = error
@@ -171,28 +172,44 @@ def _invite_message(code: str | None) -> str:
 
 
 class GuestSide:
-    def __init__(self, sup: Supervisor, *, max_backoff: float, guest_grace_s: float) -> None:
-        self.sup = sup
-        self.max_backoff = max_backoff
-        self.guest_grace_s = guest_grace_s
+    """Our side of the rooms we joined: one `HostLink` per host daemon, joins, submissions, and the local
+    end of a room whose host vanished."""
+
+    def __init__(
+        self, rooms: Rooms, *, identity: Identity, static_key: bytes, tuning: Tuning, nursery: trio.Nursery
+    ) -> None:
+        self.rooms = rooms
+        self.store = rooms.store
+        self.identity = identity
+        self.static_key = static_key
+        self.link_options = tuning.link_options
+        self.send_timeout = tuning.send_timeout
+        self.max_backoff = tuning.max_backoff
+        self.guest_grace_s = tuning.guest_grace
+        self.nursery = nursery
         self.links: dict[str, HostLink] = {}
 
     def dial(self, addr: tuple[str, int], peer_id: str, **kw: Any) -> AbstractAsyncContextManager[PeerConnection]:
         """A secure connection to the host daemon `peer_id` at `addr`, as this daemon."""
-        options: dict[str, Any] = {**self.sup.link_options, **kw}
+        options: dict[str, Any] = {**self.link_options, **kw}
         return dial_peer(
             addr,
-            identity=self.sup.identity,
-            static_private=self.sup.static_key,
+            identity=self.identity,
+            static_private=self.static_key,
             expected_peer_id=peer_id,
             **options,
         )
+
+    def wake_links(self) -> None:
+        """Redial every host now (our storage works again after a failure that dropped the links)."""
+        for link in self.links.values():
+            link.wake.set()
 
     def link_for(self, peer_id: str, addrs: list[tuple[str, int]]) -> HostLink:
         link = self.links.get(peer_id)
         if link is None:
             link = self.links[peer_id] = HostLink(self, peer_id, list(addrs))
-            self.sup.nursery.start_soon(link.run)
+            self.nursery.start_soon(link.run)
         else:
             for addr in addrs:  # a newer join URL may know better addresses: try those first
                 if addr in link.addrs:
@@ -206,7 +223,7 @@ class GuestSide:
         link = self.link_for(live.meta["host_peer_id"], addrs)
         link.rooms[live.room_id] = live
         link.wake.set()
-        self.sup.nursery.start_soon(self.local_deadline, live)
+        self.nursery.start_soon(self.local_deadline, live)
 
     # -- joining --------------------------------------------------------------------------------------
 
@@ -217,7 +234,7 @@ class GuestSide:
             check_label(label)  # now, not at `joined`: by then the invite is spent and the join half done
         except LocalProtocolError as err:
             raise api_error(err.code, err.message) from None
-        existing = self.sup.rooms.get(url.room_id)
+        existing = self.rooms.lookup(url.room_id)
         if existing is not None:
             if existing.role != "guest":
                 raise ApiError("conflict", "this daemon is the host of that room; a room needs two daemons")
@@ -273,11 +290,11 @@ class GuestSide:
 
     async def _first_event(self, link: HostLink, conn: PeerConnection, join: PendingJoin, env: bytes) -> None:
         """room_created arrived for a pending join: create the replica, persist it, and sign `joined`."""
-        core = GuestRoom(self.sup.identity, room_id=join.url.room_id, host_key=conn.peer_public_key)
+        core = GuestRoom(self.identity, room_id=join.url.room_id, host_key=conn.peer_public_key)
         try:
             event = core.receive(env, now_ms=now_ms())
         except RemoteProtocolError as err:
-            link._fail_join(join.url.room_id, ApiError("conflict", f"the host sent a bad first event: {err.message}"))
+            link.fail_join(join.url.room_id, ApiError("conflict", f"the host sent a bad first event: {err.message}"))
             return
         assert event is not None
         live = LiveRoom(
@@ -285,27 +302,27 @@ class GuestSide:
         )
         live.link_up = True
         try:
-            with self.sup.store.transaction():
-                self.sup.store.create_room(
+            with self.store.transaction():
+                self.store.create_room(
                     live.room_id, "guest", live.meta, now_ms(), peer_key=conn.peer_public_key, phase="new"
                 )
-                self.sup.commit(live, [event])
+                self.rooms.commit(live, [event])
         except StorageFailed as err:  # nothing was kept; the new core is dropped
-            link._fail_join(join.url.room_id, err)  # StorageFailed is the API's storage_failed
+            link.fail_join(join.url.room_id, err)  # StorageFailed is the API's storage_failed
             return
-        self.sup.rooms[live.room_id] = live
+        self.rooms.add(live)  # its tasks start once `joined` is through
         link.rooms[live.room_id] = live
         join.live = live
-        self.sup.nursery.start_soon(self._finish_join, link, live, join)
+        self.nursery.start_soon(self._finish_join, link, live, join)
 
     async def _finish_join(self, link: HostLink, live: LiveRoom, join: PendingJoin) -> None:
         try:
-            await self.submit(live, lambda: Joined(label=join.label), "join")
+            await self.submit(live, lambda: Joined(label=join.label), sids.joined())
         except ApiError as err:
             join.error = err
         link.joins.pop(live.room_id, None)
         join.done.set()
-        self.sup.start_room_tasks(live)  # the same deadline watch and agent a restored room gets
+        self.rooms.start_tasks(live)  # the same deadline watch and agent a restored room gets
 
     # -- frames from the host ---------------------------------------------------------------------------
 
@@ -326,7 +343,7 @@ class GuestSide:
             case "reject":
                 sid = frame.get("sid")
                 if live is not None and isinstance(sid, str):
-                    self.sup.store.drop_outbox(live.room_id, sid)
+                    self.store.drop_outbox(live.room_id, sid)
                     ack = live.acks.get(sid)
                     if ack is not None:
                         ack.code, ack.message = str(frame.get("code", "rejected")), str(frame.get("message", ""))
@@ -334,7 +351,7 @@ class GuestSide:
                     live.bump()  # a refused queued move no longer holds our turn: the agent may decide again
             case "refused":
                 if isinstance(room_id, str):
-                    link._fail_join(room_id, ApiError("unknown_room", str(frame.get("message", "refused"))))
+                    link.fail_join(room_id, ApiError("unknown_room", str(frame.get("message", "refused"))))
                 log.warning("host refused room %s: %s", room_id, frame.get("message"))
             case _:
                 raise RemoteProtocolError("malformed", f"unknown link message {kind!r}")
@@ -345,7 +362,7 @@ class GuestSide:
         event = core.receive(env, now_ms=now_ms())
         if event is None:
             return
-        self.sup.commit(live, [event])
+        self.rooms.commit(live, [event])
         if event.header.author == "guest":
             ack = live.acks.get(event.header.sid)
             if ack is not None:
@@ -357,7 +374,7 @@ class GuestSide:
     async def submit(
         self, live: LiveRoom, make_body: Callable[[], Body], sid: str, *, expect_seq: int | None = None
     ) -> dict[str, Any]:
-        """Sign, queue durably, send, and wait for the host's answer (see `Supervisor.submit`).
+        """Sign, queue durably, send, and wait for the host's answer (see `Moves.submit`).
 
         A move bound to `expect_seq` is signed only on that state and never re-signed: a STALE refusal
         means the host holds events its author did not see, so it ends in `stale_state`. An unbound one
@@ -380,12 +397,12 @@ class GuestSide:
                 if sub.duplicate:
                     return {"event": sub.events[0].to_json(), "duplicate": True}
                 env = sub.events[0].envelope
-                self.sup.store.put_outbox(live.room_id, sid, env, now_ms())  # durable before it leaves
+                self.store.put_outbox(live.room_id, sid, env, now_ms())  # durable before it leaves
                 ack = live.acks[sid] = Ack()
                 if link.conn is not None:
                     with contextlib.suppress(LinkClosed):  # the outbox resubmits it on reconnect
                         await link.conn.send({"t": "submit", "room": live.room_id, "sid": sid, "env": env})
-                with trio.move_on_after(self.sup.send_timeout):
+                with trio.move_on_after(self.send_timeout):
                     await ack.done.wait()
                 live.acks.pop(sid, None)
             if ack.event is not None:
@@ -406,7 +423,7 @@ class GuestSide:
     def queued_move(self, live: LiveRoom, *, besides: str | None = None) -> str | None:
         """The sid of a move of ours waiting in the outbox that the host can still append (it was signed
         on the room as we hold it): while there is one, our turn is taken (also after a restart)."""
-        for row in self.sup.store.outbox(live.room_id):
+        for row in self.store.outbox(live.room_id):
             if row.sid != besides and not _passed(live, row):
                 return row.sid
         return None
@@ -446,7 +463,7 @@ class GuestSide:
         }
         while True:  # saved before it is shown: a result the disk refused is retried, not half-applied
             try:
-                self.sup.store.update_room(live.room_id, phase="closed", result=result, now_ms=now_ms())
+                self.store.update_room(live.room_id, phase="closed", result=result, now_ms=now_ms())
                 break
             except StorageFailed:
                 await trio.sleep(1.0)

@@ -1,0 +1,105 @@
+"""The composition root: builds the daemon's parts and hands each only the narrow thing it needs.
+
+    Rooms (registry + the one commit path) ── store, identity
+    HostSide (peer listener, guest feeds, deadlines) ── rooms
+    GuestSide (links to hosts, joins, outbox) ── rooms
+    Moves (our create/send/close/cancel) ── rooms, HostSide.forward, GuestSide.submit
+    AgentRunner ── Moves, GuestSide.queued_move
+    Api (local API methods) ── rooms, Moves, GuestSide.join
+
+Nothing below this module knows the others exist beyond the callables it was given, so the package has
+no import loop and no part reaches into another's attributes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .agent_runner import AgentRunner
+from .api import Api
+from .guest_side import GuestSide
+from .host_side import HostSide
+from .live import LiveRoom
+from .moves import Moves
+from .rooms import Rooms
+
+if TYPE_CHECKING:
+    from ..core.identity import Identity
+    from .config import DaemonConfig
+    from .rpc import Session
+    from .store import Store
+
+log = logging.getLogger("clawroomd")
+
+CHECKPOINT_INTERVAL = 0.5  # seconds between WAL checkpoints in a worker thread (when something was committed)
+
+
+class Daemon:
+    """One daemon's parts, wired; `start` restores the rooms and binds the peer listener."""
+
+    def __init__(
+        self, *, config: DaemonConfig, store: Store, identity: Identity, static_key: bytes, nursery: trio.Nursery
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.nursery = nursery
+        self.listen: list[str] = []
+        tuning = config.tuning
+        self.rooms = Rooms(store, identity)
+        self.host_side = HostSide(self.rooms, identity=identity, static_key=static_key, tuning=tuning)
+        self.guest_side = GuestSide(
+            self.rooms, identity=identity, static_key=static_key, tuning=tuning, nursery=nursery
+        )
+        self.moves = Moves(
+            self.rooms, identity, forward=self.host_side.forward, guest_submit=self.guest_side.submit
+        )
+        self.agents = AgentRunner(self.moves, queued_move=self.guest_side.queued_move, timeout=tuning.agent_timeout)
+        self.api = Api(
+            self.rooms,
+            self.moves,
+            join=self.guest_side.join,
+            identity=identity,
+            config=config,
+            listen=lambda: list(self.listen),
+        )
+        self.rooms.on_open = self._start_room_tasks
+
+    async def start(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        self.rooms.restore()  # before listening: a guest reconnecting at once must find its room
+        host, port = self.config.listen_host, self.config.listen_port
+        bound = await self.nursery.start(self.host_side.serve, host, port)
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        self.listen = [f"{shown}:{bound[1]}"]
+        self.store.defer_checkpoints()
+        self.nursery.start_soon(self._maintain_storage)
+        task_status.started(self.listen)
+
+    async def handle(self, method: str, params: dict[str, Any], session: Session) -> Any:
+        return await self.api.handle(method, params, session)
+
+    def _start_room_tasks(self, live: LiveRoom) -> None:
+        if live.closed:
+            return
+        if live.role == "host":
+            self.nursery.start_soon(self.host_side.deadlines, live)
+        else:
+            self.guest_side.attach(live)
+        if live.meta.get("agent_command"):
+            self.nursery.start_soon(self.agents.run, live)
+
+    async def _maintain_storage(self) -> None:
+        """Keep SQLite's checkpoints (and their fsyncs) off the event path (see Store.defer_checkpoints),
+        and while some write is failing, retry it: once the disk works again the store says so, and the
+        guest links that backed off because of it redial at once."""
+        done = self.store.commits
+        while True:
+            await trio.sleep(CHECKPOINT_INTERVAL)
+            failing = not self.store.healthy
+            if self.store.commits != done or failing:
+                done = self.store.commits
+                self.store.note_checkpoint(await trio.to_thread.run_sync(self.store.checkpoint))
+            if failing and self.store.recover():
+                self.guest_side.wake_links()

@@ -38,7 +38,7 @@ def test_a_bad_value_is_refused_with_the_key_and_the_value_named(value: Any) -> 
     with pytest.raises(TuningError) as err:
         Tuning.from_table({"send_timeout": 3, "dead_after": value})
     message = str(err.value)
-    assert message.startswith("[tuning] dead_after must be a number of seconds above 0, at most 86400")
+    assert message.startswith("[tuning] dead_after must be ")
     assert message.endswith(f"not {value!r}")
 
 
@@ -51,7 +51,7 @@ def write_config(tmp_path: Path, text: str) -> list[str]:
 @pytest.mark.parametrize(
     ("table", "said"),
     [
-        ("agent_timeout = 0", "[tuning] agent_timeout must be a number of seconds above 0"),
+        ("agent_timeout = 0", "[tuning] agent_timeout must be from 0.001 to 86400, not 0"),
         ("guest_grace = true", "[tuning] guest_grace must be"),
         ('max_backoff = "30"', "[tuning] max_backoff must be"),
         ("send_timeout = 1e9", "[tuning] send_timeout must be"),
@@ -71,11 +71,6 @@ def test_load_config_reads_a_good_tuning_table(tmp_path: Path) -> None:
     assert load_config(write_config(tmp_path, ""), env={}).tuning == Tuning()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`tuning = 5` (not a table) is caught by _read_file's unknown-key check, which says `tuning` is an "
-    "unknown setting and lists the known ones without it; load_config's 'tuning must be a table' is unreachable",
-)
 def test_a_tuning_key_that_is_not_a_table_is_refused_as_such(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(write_config(tmp_path, "tuning = 5\n"), env={})

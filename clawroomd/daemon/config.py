@@ -143,7 +143,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
-    unknown = sorted(k for k, v in data.items() if k not in _KNOWN_KEYS and not isinstance(v, dict))
+    unknown = sorted(k for k, v in data.items() if k not in _KNOWN_KEYS | {"tuning"} and not isinstance(v, dict))
     if unknown:
         raise ConfigError(
             f"config file {path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_KNOWN_KEYS))})"

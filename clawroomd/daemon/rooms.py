@@ -42,7 +42,7 @@ class Rooms:
         self.on_open: Callable[[LiveRoom], None] = lambda live: None
 
     def __contains__(self, room_id: object) -> bool:
-        return room_id in self._rooms
+        return isinstance(room_id, str) and room_id in self._rooms
 
     def __getitem__(self, room_id: str) -> LiveRoom:
         return self._rooms[room_id]

@@ -103,7 +103,7 @@ async def test_errors_carry_their_stable_codes_and_leave_the_connection_usable(t
             ("room.create", {"topic": "t"}, "invalid_params", "'fields'"),
             ("room.create", {"topic": "t", "fields": "price"}, "invalid_params", "'fields' has the wrong type"),
             ("room.create", {"topic": "t", "fields": ["price"], "max_turns": True}, "invalid_params", "max_turns"),
-            ("room.create", {"topic": "t", "fields": ["price"], "deadline_s": -1}, "invalid_params", "deadline_s"),
+            ("room.create", {"topic": "t", "fields": ["price"], "deadline_s": -1}, "bad_value", "deadline_s"),
             ("room.status", {"room_id": 7}, "invalid_params", "'room_id' has the wrong type"),
             ("room.status", {}, "invalid_params", "missing parameter 'room_id'"),
             ("room.status", {"room_id": "cr_00000000000000ff"}, "unknown_room", "cr_00000000000000ff"),

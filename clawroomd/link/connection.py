@@ -224,3 +224,19 @@ class PeerConnection:
                 exc = RemoteProtocolError("timeout", f"nothing received for {self._dead_after:g} s", CLOSE_TIMEOUT)
                 await self._fail(exc)
                 return
+
+
+def start_ws_reader(nursery: trio.Nursery, ws: Any) -> trio.Event:
+    """Run a hand-built trio-websocket connection's reader in `nursery` (the library's own client and
+    server do this privately); the event is set when the reader ends, e.g. because the peer dropped TCP
+    during the upgrade, so a caller can race it against the upgrade instead of waiting out a timeout."""
+    done = trio.Event()
+
+    async def reader() -> None:
+        try:
+            await ws._reader_task()
+        finally:
+            done.set()
+
+    nursery.start_soon(reader)
+    return done

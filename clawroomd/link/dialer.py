@@ -14,7 +14,7 @@ from wsproto import ConnectionType, WSConnection
 from ..core.errors import RemoteProtocolError
 from ..core.identity import Identity
 from ..core.invites import Invite
-from .connection import CLOSE_TIMEOUT_S, MAX_WS_MESSAGE, SHUTDOWN_CLOSE_S, PeerConnection
+from .connection import CLOSE_TIMEOUT_S, MAX_WS_MESSAGE, SHUTDOWN_CLOSE_S, PeerConnection, start_ws_reader
 from .errors import DialFailed, LinkClosed
 from .listener import RESOURCE
 from .session import connect_peer
@@ -89,15 +89,7 @@ async def _connect_websocket(nursery: trio.Nursery, host: str, port: int) -> Web
         max_message_size=MAX_WS_MESSAGE,
         message_queue_size=4,
     )
-    reader_done = trio.Event()
-
-    async def reader() -> None:
-        try:
-            await ws._reader_task()
-        finally:
-            reader_done.set()
-
-    nursery.start_soon(reader)
+    reader_done = start_ws_reader(nursery, ws)
     try:
         async with trio.open_nursery() as race:
 

@@ -19,7 +19,7 @@ from wsproto import ConnectionType, WSConnection
 
 from ..core.errors import RemoteProtocolError
 from ..core.identity import Identity
-from .connection import MAX_WS_MESSAGE, SHUTDOWN_CLOSE_S, PeerConnection
+from .connection import MAX_WS_MESSAGE, SHUTDOWN_CLOSE_S, PeerConnection, start_ws_reader
 from .errors import DialFailed, LinkClosed
 from .limits import (
     ACCEPT_PAUSE_S,
@@ -153,15 +153,7 @@ async def _accept_websocket(nursery: trio.Nursery, stream: trio.SocketStream) ->
         max_message_size=MAX_WS_MESSAGE,
         message_queue_size=4,
     )
-    reader_done = trio.Event()
-
-    async def reader() -> None:
-        try:
-            await ws._reader_task()
-        finally:
-            reader_done.set()
-
-    nursery.start_soon(reader)
+    reader_done = start_ws_reader(nursery, ws)
     requests: list[Any] = []
     async with trio.open_nursery() as race:
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from clawroomd.client import ApiError
-from clawroomd.testing import DaemonProcess
+from clawroomd.testing import DaemonProcess, wait_for
 
 pytestmark = pytest.mark.slow
 FAST = {"keepalive_interval": 0.5, "dead_after": 2.0, "max_backoff": 0.5, "send_timeout": 5.0, "guest_grace": 1.0}
@@ -43,14 +43,6 @@ def make_pair(tmp_path: Path) -> Iterator[Any]:
 def status(d: DaemonProcess, room_id: str) -> dict[str, Any]:
     return d.call("room.status", room_id=room_id)
 
-
-def wait_for(what: str, cond: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := cond():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_skew_hook_works(make_pair):

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from clawroomd.client import ApiError, Client
-from clawroomd.testing import DaemonProcess
+from clawroomd.testing import DaemonProcess, wait_for
 
 pytestmark = pytest.mark.slow
 FAST = {"keepalive_interval": 0.5, "dead_after": 2.0, "max_backoff": 0.5, "send_timeout": 5.0, "guest_grace": 1.0}
 FIELDS = ["amount_format", "hash_algorithm"]
 
-
-def wait_for(what: str, cond: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +15,13 @@ import pytest
 from tmpfs import fill, tmpfs
 
 from clawroomd.client import ApiError
-from clawroomd.testing import DaemonProcess
+from clawroomd.testing import DaemonProcess, wait_for
 
 pytestmark = pytest.mark.slow
 FAST = {"keepalive_interval": 0.5, "dead_after": 3.0, "max_backoff": 0.5, "send_timeout": 4.0, "guest_grace": 1.0}
 FIELDS = ["a", "b", "c", "d"]
 BIG = "€" * 8000  # with four 2,000-character values: a ~50 KB event, so the disk must find new space
 
-
-def wait_for(what: str, cond: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := cond():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def status(d: DaemonProcess, room_id: str) -> dict[str, Any]:

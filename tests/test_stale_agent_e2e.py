@@ -8,29 +8,18 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from clawroomd.client import ApiError
-from clawroomd.testing import DaemonProcess
+from clawroomd.testing import DaemonProcess, wait_for
 
 pytestmark = pytest.mark.slow
 FAST = {"keepalive_interval": 0.5, "dead_after": 2.0, "max_backoff": 0.5, "send_timeout": 3.0, "guest_grace": 1.0}
 AGENT = Path(__file__).with_name("stale_agent.py")
 
-
-def wait_for(what: str, cond: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def outbox_rows(d: DaemonProcess) -> int:

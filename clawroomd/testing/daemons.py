@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,13 @@ class DaemonProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def wait_for(what: str, cond: Callable[[], Any], timeout: float = 30.0, *, poll: float = 0.02) -> Any:
+    """Poll `cond` until it returns something truthy (returned), else AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := cond():
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -94,6 +94,18 @@ class PeerConnection:
     def __repr__(self) -> str:
         return f"PeerConnection(peer={self.peer_peer_id!r}, closed={self.closed is not None})"
 
+    # -- admission (the one frame before the application's: SPEC §13.3.2) ------------------------
+
+    async def send_accepted(self) -> None:
+        """Responder: tell the guest it is admitted."""
+        await self._send_plaintext(frames.ACCEPTED_FRAME)
+
+    def check_accepted(self, wire: bytes) -> None:
+        """Initiator: the host's first transport message must be 'accepted'."""
+        kind, _ = frames.decode(self._transport.decrypt(wire))
+        if kind != frames.ACCEPTED:
+            raise RemoteProtocolError("malformed", "the host's first frame must be 'accepted'", CLOSE_PROTOCOL)
+
     # -- sending ----------------------------------------------------------------------------------
 
     async def send(self, message: dict[str, Any]) -> None:

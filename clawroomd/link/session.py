@@ -15,10 +15,9 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from ..core.channel import SecureChannel
-from ..core.errors import CLOSE_HANDSHAKE, CLOSE_MALFORMED, CLOSE_PROTOCOL, CLOSE_TIMEOUT, RemoteProtocolError
+from ..core.errors import CLOSE_HANDSHAKE, CLOSE_MALFORMED, CLOSE_TIMEOUT, RemoteProtocolError
 from ..core.identity import Identity
 from ..core.invites import Invite
-from . import frames
 from .connection import PeerConnection, close_reason, close_ws, closed_from
 from .errors import DialFailed
 
@@ -97,9 +96,7 @@ async def connect_peer(
         )
         await _handshake(ws, channel)
         conn = PeerConnection(ws, channel, **conn_options)
-        kind, _ = frames.decode(conn._transport.decrypt(await _receive(ws)))
-        if kind != frames.ACCEPTED:
-            raise RemoteProtocolError("malformed", "the host's first frame must be 'accepted'", CLOSE_PROTOCOL)
+        conn.check_accepted(await _receive(ws))
         return conn
 
     return await _guarded(ws, timeout, body)
@@ -130,7 +127,7 @@ async def accept_peer(
         await _handshake(ws, channel)
         await authorize(channel.peer_public_key, channel.peer_invite)
         conn = PeerConnection(ws, channel, **conn_options)
-        await conn._send_plaintext(frames.ACCEPTED_FRAME)
+        await conn.send_accepted()
         return conn
 
     return await _guarded(ws, timeout, body)

@@ -75,17 +75,20 @@ class ContextMethods:
                 "invalid_params", "missing parameter 'fields' (the context's fields, e.g. {\"owner_name\": ...})"
             )
         replace = bool(_param(params, "replace", bool))
-        base = self._read(profile, room_id)  # a malformed file is bad_context here, before anything is written
+        path = self.contexts.room_path(room_id) if room_id else self.contexts.profile_path(str(profile))
+        existed = path.exists()
+        # A malformed file is bad_context here, before anything is written; --replace does not read it.
+        base = None if replace else self._read(profile, room_id)
         try:
-            ctx = OwnerContext.from_json(fields, base=None if replace else base)
+            ctx = OwnerContext.from_json(fields, base=base)
         except ContextError as err:
             raise ApiError("bad_value", f"owner context: {err}") from None
         if room_id is not None:
-            path = self.contexts.write_room(room_id, ctx)
+            self.contexts.write_room(room_id, ctx)
         else:
             assert profile is not None
-            path = self.contexts.write_profile(profile, ctx)
-        return {"profile": profile, "room_id": room_id, "path": str(path), "created": base is None,
+            self.contexts.write_profile(profile, ctx)
+        return {"profile": profile, "room_id": room_id, "path": str(path), "created": not existed,
                 "context": ctx.to_json()}  # fmt: skip
 
     async def context_show(self, params: dict[str, Any], session: Session) -> dict[str, Any]:

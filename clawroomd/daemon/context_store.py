@@ -139,8 +139,8 @@ def _write(path: Path, ctx: OwnerContext) -> None:
 def _malformed(path: Path, why: str) -> ApiError:
     return ApiError(
         "bad_context",
-        f"{path} is not a valid owner context ({why}); nothing was changed. Fix the file, or write it again "
-        "with `clawroom context write`",
+        f"{path} is not a valid owner context ({why}); nothing was changed. Fix the file, or write a new one "
+        "over it with `clawroom context write --replace ...`",
         {"path": str(path)},
     )
 

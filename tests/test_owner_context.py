@@ -19,7 +19,7 @@ import trio
 
 from clawroomd.core.identity import Identity
 from clawroomd.core.joinurl import JoinURL
-from clawroomd.daemon.errors import ApiError
+from clawroomd.daemon.errors import ERROR_CODES, ApiError
 from clawroomd.daemon.owner_context import MAX_ITEMS, ContextError, OwnerContext
 from clawroomd.daemon.wiring import Daemon
 from clawroomd.testing.daemons import free_port
@@ -284,3 +284,12 @@ async def test_a_join_that_fails_leaves_no_copy_behind(tmp_path: Path) -> None:
         err = await refused(guest, "room.join", join_url=nowhere, timeout_s=5)
         assert err.code == "peer_unreachable"
         assert not (tmp_path / "guest" / "rooms" / url.room_id).exists() and len(guest.rooms) == 0
+
+
+def test_the_context_methods_and_codes_are_in_the_spec() -> None:
+    spec = (Path(__file__).resolve().parent.parent / "protocol" / "SPEC.md").read_text()
+    for code in ("bad_context", "no_context"):
+        assert f"| `{code}`" in spec and str(ERROR_CODES[code]) in spec
+    for method in ("context.write", "context.show"):
+        assert f"| `{method}` |" in spec
+    assert "`context`? (an owner-context profile" in spec and "`private_facts_notice`" in spec

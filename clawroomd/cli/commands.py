@@ -5,6 +5,7 @@ Errors are raised, never printed here: `clawroomd.cli.main.run` maps them to mes
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import sys
@@ -90,6 +91,8 @@ def cmd_create(cfg: Config) -> int:
         params["advertise"] = cfg.advertise
     if (argv := _agent_argv(cfg.agent)) is not None:
         params["agent_command"] = argv
+    if cfg.context is not None:
+        params["context"] = cfg.context
     with _client(cfg) as c:
         view = c.call("room.create", **params)
     url = view["join_url"]
@@ -129,6 +132,8 @@ def cmd_join(cfg: Config) -> int:
     params: dict[str, Any] = {"join_url": url, "label": cfg.label, "timeout_s": cfg.timeout}
     if (argv := _agent_argv(cfg.agent)) is not None:
         params["agent_command"] = argv
+    if cfg.context is not None:
+        params["context"] = cfg.context
     with _client(cfg, timeout=cfg.timeout + 15) as c:
         view = c.call("room.join", **params)
     host = view["participants"]["host"]
@@ -297,6 +302,59 @@ def cmd_transcript(cfg: Config) -> int:
         view = c.call("room.status", room_id=cfg.room)
     lines = render.TranscriptRenderer(view["participants"]).lines(result["events"])
     return _out(cfg, result, "\n".join(lines))
+
+
+# ----------------------------------------------------------------------------------------------- context
+def _context_fields(cfg: Config) -> dict[str, Any]:
+    """The context's fields: --from-file's object, then each option given on top of it."""
+    fields: dict[str, Any] = {}
+    if cfg.from_file is not None:
+        try:
+            with open(cfg.from_file, encoding="utf-8") as f:
+                doc = json.load(f)
+        except OSError as e:
+            raise UsageError(f"--from-file {cfg.from_file}: {e.strerror or e}") from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UsageError(f"--from-file {cfg.from_file} is not JSON text: {e}") from None
+        if isinstance(doc, dict) and isinstance(doc.get("context"), dict) and "private_facts_notice" in doc:
+            doc = doc["context"]  # the output of `context show --json`
+        if not isinstance(doc, dict):
+            raise UsageError(f"--from-file {cfg.from_file} must hold a JSON object (keys: owner_name, role, ...)")
+        fields.update(doc)
+    given = {
+        "owner_name": cfg.owner_name,
+        "role": cfg.owner_role,
+        "task_context": cfg.task_context,
+        "language": cfg.language,
+        "goals": cfg.goals,
+        "constraints": cfg.constraints,
+        "priorities": cfg.priorities,
+        "confirmed_facts": cfg.confirmed_facts,
+        "private_facts": cfg.private_facts,
+        "limits": cfg.limits,
+    }
+    fields.update({k: v for k, v in given.items() if v is not None})
+    return fields
+
+
+def _context_target(cfg: Config) -> dict[str, Any]:
+    if cfg.room:
+        return {"room_id": cfg.room}
+    return {"profile": cfg.profile} if cfg.profile is not None else {}
+
+
+def cmd_context(cfg: Config) -> int:
+    with _client(cfg) as c:
+        if cfg.context_action == "show":
+            result = c.call("context.show", **_context_target(cfg))
+            return _out(cfg, result, render.context_text(result))
+        fields = _context_fields(cfg)
+        if not fields and not cfg.replace:
+            raise UsageError("nothing to write: give --owner-name, --goal, ... or --from-file")
+        result = c.call("context.write", **_context_target(cfg), fields=fields, replace=cfg.replace)
+    where = f"room {result['room_id']}" if result.get("room_id") else f"profile {result['profile']}"
+    text = f"{'Wrote' if result.get('created') else 'Updated'} the owner context of {where} ({result['path']}).\n"
+    return _out(cfg, result, text + render.context_text(result))
 
 
 def cmd_demo(cfg: Config) -> int:

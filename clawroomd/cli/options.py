@@ -41,6 +41,22 @@ class Config:
     watch: bool = False
     from_seq: int = 0
     reason: str = ""
+    # create, join
+    context: str | None = None  # an owner-context profile
+    # context write, context show (room: above)
+    context_action: str = ""
+    profile: str | None = None
+    owner_name: str | None = None
+    owner_role: str | None = None
+    task_context: str | None = None
+    goals: list[str] | None = None
+    constraints: list[str] | None = None
+    priorities: list[str] | None = None
+    confirmed_facts: list[str] | None = None
+    private_facts: list[str] | None = None
+    limits: list[str] | None = None
+    language: str | None = None
+    from_file: str | None = None
+    replace: bool = False
     # demo
     keep: bool = False
-

@@ -35,6 +35,73 @@ _EXPECT_SEQ: dict[str, Any] = {
 }
 
 
+_CONTEXT_HELP = (
+    "copy this owner-context profile into the room (default: the profile `default`, if you wrote one); "
+    "see `clawroom context write --help`"
+)
+
+
+def _context_commands(
+    ctx: argparse.ArgumentParser, parent: argparse.ArgumentParser, fmt: type[argparse.HelpFormatter]
+) -> None:
+    sub = ctx.add_subparsers(dest="context_action", metavar="ACTION")
+    sub.required = True
+    w = sub.add_parser(
+        "write",
+        parents=[parent],
+        formatter_class=fmt,
+        help="write a profile (default `default`) or a room's context",
+        description="Write your owner context: a reusable profile (copied into each room you create or join),\n"
+        "or one room's own copy (--room). Only the options you give change, and each list option given replaces\n"
+        "that whole list (repeat it for several entries); --replace starts from nothing. The context stays on\n"
+        "this machine (0600 files in the state dir): the peer sees none of it unless your agent says it.",
+        epilog=EPILOG,
+    )
+    w.add_argument("--owner-name", metavar="NAME", help="your name, e.g. alice (required for a new context)")
+    w.add_argument("--role", dest="owner_role", metavar="ROLE", help="your role, e.g. 'Payment infrastructure lead'")
+    w.add_argument("--task-context", metavar="TEXT", help="what the negotiation is for, in your words")
+    w.add_argument("--goal", dest="goals", action="append", metavar="TEXT", help="a goal (repeatable)")
+    w.add_argument(
+        "--constraint", dest="constraints", action="append", metavar="TEXT", help="a constraint (repeatable)"
+    )
+    w.add_argument("--priority", dest="priorities", action="append", metavar="TEXT", help="a priority (repeatable)")
+    w.add_argument(
+        "--confirmed-fact", dest="confirmed_facts", action="append", metavar="TEXT",
+        help="a fact your agent may say (repeatable); each gets an id (f1, f2, ...) a move can cite as fact:f1",
+    )  # fmt: skip
+    w.add_argument(
+        "--private-fact", dest="private_facts", action="append", metavar="TEXT",
+        help="a fact that must never leave this machine, e.g. 'our ceiling is 48,500' (repeatable)",
+    )  # fmt: skip
+    w.add_argument(
+        "--limit", dest="limits", action="append", metavar="FIELD<=VALUE",
+        help="what your agent may agree without asking you, e.g. 'price<=52000' or 'start>=2026-06-01' (repeatable)",
+    )  # fmt: skip
+    w.add_argument("--language", metavar="TAG", help="the language to negotiate in, e.g. en, de, pt-BR")
+    where = w.add_mutually_exclusive_group()
+    where.add_argument("--profile", metavar="NAME", help="the profile to write (default: default)")
+    where.add_argument("--room", metavar="ID", help="write this room's own copy instead of a profile")
+    w.add_argument(
+        "--from-file", metavar="F.json",
+        help="start from this JSON context (the output of `context show --json` will do); options given override it",
+    )  # fmt: skip
+    w.add_argument(
+        "--replace", action="store_true", help="replace the whole context instead of changing the fields given"
+    )
+    s = sub.add_parser(
+        "show",
+        parents=[parent],
+        formatter_class=fmt,
+        help="show a profile (default `default`) or a room's context",
+        description="Show your owner context, private facts included (marked private: they are for you and your "
+        "agent only).",
+        epilog=EPILOG,
+    )
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--profile", metavar="NAME", help="the profile to show (default: default)")
+    where.add_argument("--room", metavar="ID", help="show this room's copy")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parent = _globals_parent()
     fmt = argparse.RawDescriptionHelpFormatter
@@ -72,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--label", default="", metavar="NAME", help="your display name in the room (e.g. stripe-agent)")
     c.add_argument("--agent", metavar="CMD", help="agent command the daemon runs on each of your turns")
     c.add_argument("--agents", type=int, help=argparse.SUPPRESS)  # the seed page's `--agents 2`: always two
+    c.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
 
     j = cmd("join", "Join a room as the guest with the join URL the host sent you.")
     j.add_argument("url", nargs="?", metavar="URL", help="the join URL (clawroom://join/...)")
@@ -83,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=30.0, metavar="SECONDS", help="give up after this long (default 30)"
     )
     j.add_argument("--room", help=argparse.SUPPRESS)
+    j.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
 
     s = cmd("send", "Send one message (your turn): text and moves on the room's fields.")
     s.add_argument("--room", required=True, metavar="ID", help="room id")
@@ -125,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd("info", "Show the daemon's peer id, version, addresses and folders.")
     t = cmd("transcript", "Print the room's transcript so far.")
     t.add_argument("--room", required=True, metavar="ID", help="room id")
+
+    _context_commands(cmd("context", "Write or show your owner context (kept only on this machine)."), parent, fmt)
 
     d = cmd("demo", "Run two real daemons on this machine and let two scripted agents negotiate a room.")
     d.add_argument("--keep", action="store_true", help="keep the temporary state folders and print where they are")

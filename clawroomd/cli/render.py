@@ -113,6 +113,7 @@ def status_card(view: dict[str, Any]) -> str:
         p = parts.get(r) or {}
         you = "  (you)" if r == role else ""
         lines.append(f"  {r:<5}  {names[r]:<{width}}  {short_id(p.get('peer_id'))}{you}")
+    lines.extend(_owner_lines(view.get("owner")))
     max_turns = view.get("max_turns")
     lines.append(
         f"Messages {view.get('messages', 0)} · Duration {fmt_duration(view.get('duration_ms'))} · "
@@ -148,6 +149,44 @@ def status_card(view: dict[str, Any]) -> str:
         lines.append("Result: " + result_line(result, max_turns=max_turns, required=view.get("required")))
     if view.get("join_url"):
         lines.append(f"Join URL: {safe(view['join_url'])}")
+    return "\n".join(lines)
+
+
+def _owner_lines(owner: Any) -> list[str]:
+    """Our own owner's context on the card, as the product page shows it (the peer's we never hold)."""
+    if not isinstance(owner, dict):
+        return []
+    lines = [f"Owner Context ({safe(owner.get('owner_name') or '?')}, yours; kept on this machine)"]
+    if owner.get("role"):
+        lines.append(f"  Role: {safe(owner['role'])}")
+    for key, title in (("goals", "Goal"), ("constraints", "Constraint"), ("priorities", "Priority")):
+        lines.extend(f"  {title}: {safe(item)}" for item in owner.get(key) or [])
+    return lines
+
+
+def context_text(result: dict[str, Any]) -> str:
+    """`clawroom context show`: the whole context, its private facts marked as such."""
+    ctx = result.get("context") or {}
+    where = f"room {safe(result['room_id'])}" if result.get("room_id") else f"profile {safe(result.get('profile'))}"
+    lines = [f"Owner context ({where}): {safe(result.get('path', ''))}"]
+    for key, title in (("owner_name", "Owner"), ("role", "Role"), ("language", "Language")):
+        if ctx.get(key):
+            lines.append(f"{title}: {safe(ctx[key])}")
+    if ctx.get("task_context"):
+        lines.append(f"Task context: {safe(ctx['task_context'])}")
+    for key, title in (("goals", "Goals"), ("constraints", "Constraints"), ("priorities", "Priorities")):
+        if ctx.get(key):
+            lines.append(f"{title}:")
+            lines.extend(f"  - {safe(item)}" for item in ctx[key])
+    if ctx.get("confirmed_facts"):
+        lines.append("Confirmed facts (your agent may say these; a move cites one as fact:<id>):")
+        lines.extend(f"  {safe(f.get('id'))}  {safe(f.get('text'))}" for f in ctx["confirmed_facts"])
+    if ctx.get("private_facts"):
+        lines.append("PRIVATE facts (never leave this machine; your agent must not say them):")
+        lines.extend(f"  [private] {safe(item)}" for item in ctx["private_facts"])
+    if ctx.get("limits"):
+        lines.append("Limits (your agent asks you before agreeing past these):")
+        lines.extend(f"  - {safe(item)}" for item in ctx["limits"])
     return "\n".join(lines)
 
 

@@ -1,9 +1,10 @@
 """Waking the agent: run the room's configured agent command whenever it is our turn.
 
 The command gets one JSON document on stdin (who we are, the seq and head of the room it describes, the
-status card and the transcript) and prints one JSON document: `{"text": ..., "moves": [...]}` to send a
-message, `{"action": "close"}` to propose or countersign the close, `{"action": "cancel", "reason": ...}`,
-or `{"action": "wait"}`. Nobody relays or nudges: the daemon is the poller.
+status card, the transcript, and `owner`: its owner's context, the private facts marked as never to be
+shared) and prints one JSON document: `{"text": ..., "moves": [...]}` to send a message,
+`{"action": "close"}` to propose or countersign the close, `{"action": "cancel", "reason": ...}`, or
+`{"action": "wait"}`. Nobody relays or nudges: the daemon is the poller.
 
 Replies bind to what they saw (DESIGN §4): a reply is submitted with `expect_seq` = the seq of its
 document, so an `accept` takes the value the agent was shown, and a reply the room has moved past is
@@ -96,6 +97,7 @@ async def _one_turn(runner: AgentRunner, live: LiveRoom, argv: list[str]) -> Non
         "head": live.state.head.hex(),
         "room": status_view(live),
         "transcript": [e.to_json() for e in live.core.log],
+        "owner": live.owner_context.for_agent() if live.owner_context is not None else None,
     }
     moves = runner.moves
     with trio.fail_after(runner.timeout):

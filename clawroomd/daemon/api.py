@@ -17,6 +17,7 @@ from ..core.identity import Identity
 from ..core.joinurl import JoinURL
 from .clock import now_ms
 from .config import DaemonConfig
+from .context_api import ContextMethods
 from .errors import ApiError, core_refusal_is_bad_value
 from .live import LiveRoom
 from .moves import Moves
@@ -93,8 +94,8 @@ class Join(Protocol):
 
 
 class Api:
-    """The local API's methods, each handed only what it needs: the rooms, our moves, the join, and
-    the daemon's facts for daemon.info."""
+    """The local API's methods, each handed only what it needs: the rooms, our moves, the join, the
+    owner contexts (context.*, and the copy into a new room), and the daemon's facts for daemon.info."""
 
     def __init__(
         self,
@@ -102,6 +103,7 @@ class Api:
         moves: Moves,
         *,
         join: Join,
+        contexts: ContextMethods,
         identity: Identity,
         config: DaemonConfig,
         listen: Callable[[], list[str]],
@@ -109,6 +111,7 @@ class Api:
         self.rooms = rooms
         self.moves = moves
         self.join = join
+        self.contexts = contexts
         self.identity = identity
         self.config = config
         self.listen = listen
@@ -124,6 +127,7 @@ class Api:
             "room.close": self.room_close,
             "room.cancel": self.room_cancel,
             "room.result": self.room_result,
+            **contexts.methods,
         }
 
     async def handle(self, method: str, params: dict[str, Any], session: Session) -> Any:
@@ -200,9 +204,12 @@ class Api:
             if not command or not all(isinstance(a, str) for a in command):
                 raise _bad("agent_command is a non-empty list of strings (argv)")
             meta["agent_command"] = command
+        owner = self.contexts.for_new_room(params)
         live = await self.moves.create_room(
             spec, advertise=self._advertise(params), meta=meta, ttl_ms=_seconds(params, "invite_ttl_s", None)
         )
+        if owner is not None:  # the host's agent has no turn before the guest joins: the copy is in time
+            self.contexts.copy_into(live.room_id, owner)
         view = status_view(live)
         view["join_url"] = live.meta["join_url"]
         return view
@@ -223,7 +230,17 @@ class Api:
         timeout = float(_get(params, "timeout_s", (int, float), 30))
         if not 0 < timeout <= 3600:
             raise _out_of_range(f"timeout_s must be a number of seconds above 0 and at most 3600, not {timeout!r}")
-        live = await self.join(url, label=_get(params, "label", str, ""), meta=meta, timeout=timeout)
+        owner = self.contexts.for_new_room(params)
+        fresh = owner is not None and url.room_id not in self.rooms
+        if fresh:  # in place before `joined` can wake our agent (a guest may move first)
+            assert owner is not None
+            self.contexts.copy_into(url.room_id, owner)
+        try:
+            live = await self.join(url, label=_get(params, "label", str, ""), meta=meta, timeout=timeout)
+        except BaseException:
+            if fresh and url.room_id not in self.rooms:
+                self.contexts.take_back(url.room_id)
+            raise
         return status_view(live)
 
     async def room_list(self, params: dict[str, Any], session: Session) -> dict[str, Any]:

@@ -42,6 +42,8 @@ ERROR_CODES: dict[str, int] = {
     "too_slow": 1016,
     "stale_state": 1017,
     "storage_failed": 1018,
+    "bad_context": 1019,
+    "no_context": 1020,
 }
 
 # WebSocket close code a daemon sends when it drops a peer link because it could not save what the link

@@ -11,6 +11,7 @@ from ..core.envelope import SignedEvent
 from ..core.events import Role
 from ..core.room import GuestRoom, HostRoom
 from ..core.rules import RoomState
+from .owner_context import OwnerContext
 
 
 @dataclass
@@ -37,6 +38,7 @@ class LiveRoom:
         self.local_result: dict[str, Any] | None = None  # guest-side verdict when the host is gone for good
         self.link_up = False
         self.stored_phase = ""  # the phase last written to the rooms table
+        self.owner_context: OwnerContext | None = None  # our owner's, from owner_context.json (context_store)
         self._changed = trio.Event()
 
     @property

@@ -12,8 +12,13 @@ from .live import LiveRoom
 
 
 def lifecycle(live: LiveRoom) -> str:
-    """DESIGN §1's participant lifecycle (core.lifecycle; SPEC.md §6 gives the mapping)."""
-    return room_lifecycle(live.state, live.role, ended_locally=live.local_result is not None)
+    """DESIGN §1's participant lifecycle (core.lifecycle; SPEC.md §6 gives the mapping). One thing the
+    transcript cannot say comes from here: a host whose owner context is written has done its part and
+    waits for the peer in `joining` (the context never enters the room, so the core cannot know it)."""
+    stage = room_lifecycle(live.state, live.role, ended_locally=live.local_result is not None)
+    if stage == "invited" and live.owner_context is not None:
+        return "joining"
+    return stage
 
 
 def result_view(live: LiveRoom) -> dict[str, Any] | None:
@@ -100,6 +105,8 @@ def status_view(live: LiveRoom) -> dict[str, Any]:
         "consulting": sorted(st.consulting),
         "peer_connected": live.link_up,
         "result": result_view(live),
+        # Our own owner's role, goals, constraints, priorities (no fact): the peer's context we never have.
+        "owner": live.owner_context.card() if live.owner_context is not None else None,
     }
     if live.role == "host" and "join_url" in live.meta and st.phase == "invited":
         view["join_url"] = live.meta["join_url"]

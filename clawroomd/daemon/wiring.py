@@ -5,7 +5,8 @@
     GuestSide (links to hosts, joins, outbox) ── rooms
     Moves (our create/send/close/cancel) ── rooms, HostSide.forward, GuestSide.submit
     AgentRunner ── Moves, GuestSide.queued_move
-    Api (local API methods) ── rooms, Moves, GuestSide.join
+    OwnerContexts (profiles, each room's owner_context.json) ── store, Rooms.lookup
+    Api (local API methods) ── rooms, Moves, GuestSide.join, ContextMethods(OwnerContexts)
 
 Nothing below this module knows the others exist beyond the callables it was given, so the package has
 no import loop and no part reaches into another's attributes.
@@ -20,6 +21,8 @@ import trio
 
 from .agent_runner import AgentRunner
 from .api import Api
+from .context_api import ContextMethods
+from .context_store import OwnerContexts
 from .guest_side import GuestSide
 from .host_side import HostSide
 from .live import LiveRoom
@@ -56,11 +59,13 @@ class Daemon:
         self.moves = Moves(
             self.rooms, identity, forward=self.host_side.forward, guest_submit=self.guest_side.submit
         )
+        self.contexts = OwnerContexts(store, self.rooms.lookup)
         self.agents = AgentRunner(self.moves, queued_move=self.guest_side.queued_move, timeout=tuning.agent_timeout)
         self.api = Api(
             self.rooms,
             self.moves,
             join=self.guest_side.join,
+            contexts=ContextMethods(self.contexts, self.rooms),
             identity=identity,
             config=config,
             listen=lambda: list(self.listen),
@@ -81,6 +86,7 @@ class Daemon:
         return await self.api.handle(method, params, session)
 
     def _start_room_tasks(self, live: LiveRoom) -> None:
+        self.contexts.attach(live)  # before its agent can run: the agent reads its owner's context
         if live.closed:
             return
         if live.role == "host":

@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "clawroomd"
 # Lower number = lower layer. A module may import only modules of its own layer or below.
 LAYERS = {
     "core": 0,
+    "owner": 1,
     "private_files": 1,
     "keyfile": 1,
     "link": 1,

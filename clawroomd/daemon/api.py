@@ -19,6 +19,7 @@ from .clock import now_ms
 from .config import DaemonConfig
 from .context_api import ContextMethods
 from .errors import ApiError, core_refusal_is_bad_value
+from .leak_check import LeakCheck
 from .live import LiveRoom
 from .moves import Moves
 from .rooms import Rooms
@@ -104,6 +105,7 @@ class Api:
         *,
         join: Join,
         contexts: ContextMethods,
+        leaks: LeakCheck,
         identity: Identity,
         config: DaemonConfig,
         listen: Callable[[], list[str]],
@@ -112,6 +114,7 @@ class Api:
         self.moves = moves
         self.join = join
         self.contexts = contexts
+        self.leaks = leaks
         self.identity = identity
         self.config = config
         self.listen = listen
@@ -205,6 +208,8 @@ class Api:
                 raise _bad("agent_command is a non-empty list of strings (argv)")
             meta["agent_command"] = command
         owner = self.contexts.for_new_room(params)
+        if owner is not None:
+            self.leaks.facts(owner.private_facts, spec)  # the topic, goal and fields reach the guest too
         live = await self.moves.create_room(
             spec, advertise=self._advertise(params), meta=meta, ttl_ms=_seconds(params, "invite_ttl_s", None)
         )
@@ -231,12 +236,15 @@ class Api:
         if not 0 < timeout <= 3600:
             raise _out_of_range(f"timeout_s must be a number of seconds above 0 and at most 3600, not {timeout!r}")
         owner = self.contexts.for_new_room(params)
+        label = _get(params, "label", str, "")
+        if owner is not None:
+            self.leaks.facts(owner.private_facts, label)  # `joined` carries it to the host
         fresh = owner is not None and url.room_id not in self.rooms
         if fresh:  # in place before `joined` can wake our agent (a guest may move first)
             assert owner is not None
             self.contexts.copy_into(url.room_id, owner)
         try:
-            live = await self.join(url, label=_get(params, "label", str, ""), meta=meta, timeout=timeout)
+            live = await self.join(url, label=label, meta=meta, timeout=timeout)
         except BaseException:
             if fresh and url.room_id not in self.rooms:
                 self.contexts.take_back(url.room_id)

@@ -44,12 +44,14 @@ class Moves:
         *,
         forward: Callable[[LiveRoom], Awaitable[None]],
         guest_submit: GuestSubmit,
+        check_outgoing: Callable[[str, Any], None] = lambda room_id, body: None,
     ) -> None:
         self.rooms = rooms
         self.store = rooms.store
         self.identity = identity
         self.forward = forward  # a host room's new events to the guest, then to our watchers
         self.guest_submit = guest_submit
+        self.check_outgoing = check_outgoing  # the leak guard: raises before anything of ours is signed
 
     async def create_room(
         self, spec: RoomCreated, *, advertise: list[tuple[str, int]], meta: dict[str, Any], ttl_ms: int | None
@@ -90,18 +92,23 @@ class Moves:
             return {"event": done.to_json(), "duplicate": True}
         if live.local_result is not None:
             raise ApiError("room_closed", "this room has ended: " + str(live.local_result.get("reason", "")))
+        def guarded() -> Body:
+            body = make_body()
+            self.check_outgoing(live.room_id, body)
+            return body
+
         if live.role == "host":
             async with live.lock:
                 check_seq(expect_seq, live.state.seq)
                 try:
-                    sub: Appended = live.host.send(make_body(), sid=sid, now_ms=now_ms(), mono_ms=mono_ms())
+                    sub: Appended = live.host.send(guarded(), sid=sid, now_ms=now_ms(), mono_ms=mono_ms())
                 except LocalProtocolError as err:
                     raise api_error(err.code, err.message) from None
                 if not sub.duplicate:
                     self.rooms.commit(live, sub.events, wake=False)
             await self.forward(live)
             return {"event": sub.events[0].to_json(), "duplicate": sub.duplicate}
-        return await self.guest_submit(live, make_body, sid, expect_seq=expect_seq)
+        return await self.guest_submit(live, guarded, sid, expect_seq=expect_seq)
 
     async def send(
         self, live: LiveRoom, text: str, raw_moves: list[Any], *, expect_seq: int, client_sid: str | None = None
@@ -147,6 +154,10 @@ class Moves:
                 moves.append(Move(op=m["op"], field=m["field"], value=value, refs=tuple(refs)))
         return tuple(moves)
 
+    def _checked_reason(self, live: LiveRoom, reason: str) -> str:
+        self.check_outgoing(live.room_id, reason)
+        return reason
+
     def close_body(self, live: LiveRoom) -> Body:
         """Countersign the peer's close if one is pending, else propose closing with the current outcome."""
         st = live.state
@@ -165,7 +176,7 @@ class Moves:
                 try:
                     sub = live.host.close(
                         "cancelled",
-                        reason=reason or "cancelled by the host's owner",
+                        reason=self._checked_reason(live, reason) or "cancelled by the host's owner",
                         now_ms=now_ms(),
                         mono_ms=mono_ms(),
                         sid=sids.cancel(secrets.token_hex(4)),

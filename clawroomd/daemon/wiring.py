@@ -25,6 +25,7 @@ from .context_api import ContextMethods
 from .context_store import OwnerContexts
 from .guest_side import GuestSide
 from .host_side import HostSide
+from .leak_check import LeakCheck
 from .live import LiveRoom
 from .moves import Moves
 from .rooms import Rooms
@@ -56,16 +57,22 @@ class Daemon:
         self.guest_side = GuestSide(
             self.rooms, identity=identity, static_key=static_key, tuning=tuning, nursery=nursery
         )
-        self.moves = Moves(
-            self.rooms, identity, forward=self.host_side.forward, guest_submit=self.guest_side.submit
-        )
         self.contexts = OwnerContexts(store, self.rooms.lookup)
+        self.leaks = LeakCheck(self.contexts.private_facts)
+        self.moves = Moves(
+            self.rooms,
+            identity,
+            forward=self.host_side.forward,
+            guest_submit=self.guest_side.submit,
+            check_outgoing=self.leaks.room,
+        )
         self.agents = AgentRunner(self.moves, queued_move=self.guest_side.queued_move, timeout=tuning.agent_timeout)
         self.api = Api(
             self.rooms,
             self.moves,
             join=self.guest_side.join,
             contexts=ContextMethods(self.contexts, self.rooms),
+            leaks=self.leaks,
             identity=identity,
             config=config,
             listen=lambda: list(self.listen),

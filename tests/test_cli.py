@@ -61,9 +61,8 @@ def stop_daemon(d: Daemon) -> None:
     d.stop(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def daemons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, Daemon]]:
-    root = tmp_path_factory.mktemp("cli")
+def two_daemons(root: Path) -> Iterator[tuple[Daemon, Daemon]]:
+    """Daemons `a` (host) and `b` (guest) in `root`, for a module's tests (a generator fixture body)."""
     a = start_daemon(root / "a")
     try:
         b = start_daemon(root / "b")
@@ -73,6 +72,11 @@ def daemons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, 
     yield a, b
     stop_daemon(b)  # guest first: its link closes and the host stops without waiting on it
     stop_daemon(a)
+
+
+@pytest.fixture(scope="module")
+def daemons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, Daemon]]:
+    yield from two_daemons(tmp_path_factory.mktemp("cli"))
 
 
 def wait_until(pred: Any, timeout: float = 10.0) -> Any:

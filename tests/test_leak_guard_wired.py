@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from clawroomd.daemon.errors import ApiError
-from clawroomd.link.connection import PeerConnection
 from clawroomd.testing.inprocess import call, open_daemon, open_room, until
 
 CEILING = "our ceiling is 48500 EUR"
@@ -34,17 +33,8 @@ async def refused(daemon: Any, method: str, **params: Any) -> ApiError:
     return err.value
 
 
-async def test_every_leaking_spelling_is_refused_and_nothing_crosses(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    frames: list[bytes] = []
-    send_plaintext = PeerConnection._send_plaintext
-
-    async def capturing(self: PeerConnection, plaintext: bytes) -> None:
-        frames.append(bytes(plaintext))
-        await send_plaintext(self, plaintext)
-
-    monkeypatch.setattr(PeerConnection, "_send_plaintext", capturing)
+async def test_every_leaking_spelling_is_refused_and_nothing_crosses(tmp_path: Path, wire_frames: list[bytes]) -> None:
+    frames = wire_frames
     async with open_daemon(tmp_path / "host") as host, open_daemon(tmp_path / "guest") as guest:
         await call(host, "context.write", fields={"owner_name": "alice", "private_facts": [CEILING]})
         await call(guest, "context.write", fields={"owner_name": "bob", "private_facts": ["48500"]})

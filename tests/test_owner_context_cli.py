@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cli import Daemon, ok, out_json, start_daemon, stop_daemon
+from test_cli import Daemon, ok, out_json, two_daemons
 
 from clawroomd.cli.main import main as cli_main
 
@@ -27,16 +27,7 @@ WRITE = [
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, Daemon]]:
-    root = tmp_path_factory.mktemp("ctxcli")
-    a = start_daemon(root / "a")
-    try:
-        b = start_daemon(root / "b")
-    except BaseException:
-        stop_daemon(a)
-        raise
-    yield a, b
-    stop_daemon(b)
-    stop_daemon(a)
+    yield from two_daemons(tmp_path_factory.mktemp("ctxcli"))
 
 
 def test_write_then_show_round_trip(pair: tuple[Daemon, Daemon], tmp_path: Path) -> None:

@@ -13,10 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 
-from clawroomd.link.connection import PeerConnection
 from clawroomd.testing.inprocess import call, open_daemon
 
 HOST_SECRET = "our ceiling is QX-48517-ZEBRA"
@@ -56,17 +54,8 @@ def every_row(db: Path) -> bytes:
     return bytes(out)
 
 
-async def test_private_facts_reach_no_event_transcript_store_or_frame(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    frames: list[bytes] = []
-    send_plaintext = PeerConnection._send_plaintext
-
-    async def capturing(self: PeerConnection, plaintext: bytes) -> None:
-        frames.append(bytes(plaintext))
-        await send_plaintext(self, plaintext)
-
-    monkeypatch.setattr(PeerConnection, "_send_plaintext", capturing)
+async def test_private_facts_reach_no_event_transcript_store_or_frame(tmp_path: Path, wire_frames: list[bytes]) -> None:
+    frames = wire_frames
     agent, agent_saw = tmp_path / "agent.py", tmp_path / "agent_saw.json"
     agent.write_text(AGENT)
     host_dir, guest_dir = tmp_path / "host", tmp_path / "guest"

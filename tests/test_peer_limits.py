@@ -11,20 +11,20 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from functools import partial
+from contextlib import AbstractAsyncContextManager, suppress
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from test_link import HOST, HOST_STATIC, ROOM, Host, _dial, _host
+from test_link import ROOM, Host, _dial, _host
+from test_link import serving as link_serving
 from trio_websocket import ConnectionClosed, connect_websocket
 
 from clawroomd.client import AsyncClient
 from clawroomd.core.errors import CLOSE_TIMEOUT
 from clawroomd.daemon.config import ConfigError, load_config
-from clawroomd.link import LinkClosed, PeerLimits, serve_peers
+from clawroomd.link import LinkClosed, PeerLimits
 from clawroomd.link.connection import close_ws
 from clawroomd.link.limits import CLOSE_GRACE_S, source_of
 from clawroomd.testing import DaemonProcess
@@ -33,23 +33,8 @@ LIMITS = PeerLimits(handshake_timeout=3.0, max_pending=16, max_pending_per_sourc
 FLOOD_SOURCES = [f"127.0.0.{i}" for i in range(2, 22)]  # 20 addresses, none of them the honest peer's
 
 
-@asynccontextmanager
-async def serving(host: Host, limits: PeerLimits = LIMITS) -> AsyncIterator[tuple[str, int]]:
-    async with trio.open_nursery() as nursery:
-        addr = await nursery.start(
-            partial(
-                serve_peers,
-                "127.0.0.1",
-                0,
-                identity=HOST,
-                static_private=HOST_STATIC,
-                authorize=host.authorize,
-                handler=host.handler,
-                limits=limits,
-            )
-        )
-        yield addr
-        nursery.cancel_scope.cancel()
+def serving(host: Host, limits: PeerLimits = LIMITS) -> AbstractAsyncContextManager[tuple[str, int]]:
+    return link_serving(host, limits=limits)
 
 
 def upgrade_request(port: int) -> bytes:

@@ -44,15 +44,15 @@ def _out(cfg: Config, result: Any, text: str | None = None) -> int:
     return EXIT_OK
 
 
-def _agent_argv(command: str | None) -> list[str] | None:
+def _agent_argv(command: str | None, option: str = "--agent") -> list[str] | None:
     if command is None:
         return None
     try:
         argv = shlex.split(command)
     except ValueError as e:
-        raise UsageError(f"--agent {command!r}: {e}") from None
+        raise UsageError(f"{option} {command!r}: {e}") from None
     if not argv:
-        raise UsageError("--agent needs a command")
+        raise UsageError(f"{option} needs a command")
     return argv
 
 
@@ -91,6 +91,8 @@ def cmd_create(cfg: Config) -> int:
         params["advertise"] = cfg.advertise
     if (argv := _agent_argv(cfg.agent)) is not None:
         params["agent_command"] = argv
+    if (argv := _agent_argv(cfg.notify, "--notify")) is not None:
+        params["notify"] = argv
     if cfg.context is not None:
         params["context"] = cfg.context
     with _client(cfg) as c:
@@ -132,6 +134,8 @@ def cmd_join(cfg: Config) -> int:
     params: dict[str, Any] = {"join_url": url, "label": cfg.label, "timeout_s": cfg.timeout}
     if (argv := _agent_argv(cfg.agent)) is not None:
         params["agent_command"] = argv
+    if (argv := _agent_argv(cfg.notify, "--notify")) is not None:
+        params["notify"] = argv
     if cfg.context is not None:
         params["context"] = cfg.context
     with _client(cfg, timeout=cfg.timeout + 15) as c:
@@ -355,6 +359,31 @@ def cmd_context(cfg: Config) -> int:
     where = f"room {result['room_id']}" if result.get("room_id") else f"profile {result['profile']}"
     text = f"{'Wrote' if result.get('created') else 'Updated'} the owner context of {where} ({result['path']}).\n"
     return _out(cfg, result, text + render.context_text(result))
+
+
+# -------------------------------------------------------------------------------- inbox, answer
+def cmd_inbox(cfg: Config) -> int:
+    with _client(cfg) as c:
+        result = c.call("owner.inbox")
+    lines = [
+        f"{q['room_id']} {q['question_id']}: {render.safe(q['question'])}"
+        + (f" [options: {', '.join(render.safe(o) for o in q['options'])}]" if q.get("options") else "")
+        + (f" ({render.safe(q['field'])}={render.safe(q['value'])})" if q.get("field") else "")
+        for q in result["questions"]
+    ]
+    text = "\n".join(lines) if lines else "No questions waiting."
+    if lines:
+        text += "\nAnswer with: clawroom answer --room ID --approve|--reject [TEXT]"
+    return _out(cfg, result, text)
+
+
+def cmd_answer(cfg: Config) -> int:
+    if cfg.approve == cfg.reject_question:
+        raise UsageError("say --approve or --reject (one of them)")
+    with _client(cfg) as c:
+        result = c.call("room.answer", room_id=cfg.room, approved=cfg.approve, text=cfg.answer_text)
+    verdict = "Approved" if result["approved"] else "Rejected"
+    return _out(cfg, result, f"{verdict} question {result['question_id']} of room {cfg.room}; the agent goes on.")
 
 
 def cmd_demo(cfg: Config) -> int:

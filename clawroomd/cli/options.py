@@ -58,5 +58,10 @@ class Config:
     language: str | None = None
     from_file: str | None = None
     replace: bool = False
+    # create, join: the owner's notify hook; answer
+    notify: str | None = None
+    approve: bool = False
+    reject_question: bool = False
+    answer_text: str = ""
     # demo
     keep: bool = False

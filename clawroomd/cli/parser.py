@@ -35,6 +35,7 @@ _EXPECT_SEQ: dict[str, Any] = {
 }
 
 
+_NOTIFY_HELP = "command run with each question your agent asks you (the question as JSON on stdin)"
 _CONTEXT_HELP = (
     "copy this owner-context profile into the room (default: the profile `default`, if you wrote one); "
     "see `clawroom context write --help`"
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--agent", metavar="CMD", help="agent command the daemon runs on each of your turns")
     c.add_argument("--agents", type=int, help=argparse.SUPPRESS)  # the seed page's `--agents 2`: always two
     c.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
+    c.add_argument("--notify", metavar="CMD", help=_NOTIFY_HELP)
 
     j = cmd("join", "Join a room as the guest with the join URL the host sent you.")
     j.add_argument("url", nargs="?", metavar="URL", help="the join URL (clawroom://join/...)")
@@ -152,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     j.add_argument("--room", help=argparse.SUPPRESS)
     j.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
+    j.add_argument("--notify", metavar="CMD", help=_NOTIFY_HELP)
 
     s = cmd("send", "Send one message (your turn): text and moves on the room's fields.")
     s.add_argument("--room", required=True, metavar="ID", help="room id")
@@ -194,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     cmd("info", "Show the daemon's peer id, version, addresses and folders.")
     t = cmd("transcript", "Print the room's transcript so far.")
     t.add_argument("--room", required=True, metavar="ID", help="room id")
+
+    cmd("inbox", "List the questions your agents asked you that wait for an answer.")
+    a = cmd("answer", "Answer your agent's pending question in a room (once).")
+    a.add_argument("--room", required=True, metavar="ID", help="room id")
+    verdict = a.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--approve", action="store_true", help="approve what the agent asked")
+    verdict.add_argument("--reject", dest="reject_question", action="store_true", help="reject it")
+    a.add_argument("answer_text", nargs="?", default="", metavar="TEXT", help="your answer, for the agent")
 
     _context_commands(cmd("context", "Write or show your owner context (kept only on this machine)."), parent, fmt)
 

@@ -37,8 +37,16 @@ class AgentRunner:
     """Runs each room's agent command on our turns; `queued_move` tells whether a move of ours for the
     room still waits in the outbox (guest rooms), in which case the turn is already answered."""
 
-    def __init__(self, moves: Moves, *, queued_move: Callable[[LiveRoom], str | None], timeout: float) -> None:
+    def __init__(
+        self,
+        moves: Moves,
+        *,
+        queued_move: Callable[[LiveRoom], str | None],
+        timeout: float,
+        answers: Callable[[str], list[dict[str, Any]]] = lambda room_id: [],
+    ) -> None:
         self.moves = moves
+        self.answers = answers  # the owner's answers to this room's questions (Questions.answers)
         self.queued_move = queued_move
         self.timeout = timeout
 
@@ -98,6 +106,7 @@ async def _one_turn(runner: AgentRunner, live: LiveRoom, argv: list[str]) -> Non
         "room": status_view(live),
         "transcript": [e.to_json() for e in live.core.log],
         "owner": live.owner_context.for_agent() if live.owner_context is not None else None,
+        "answers": runner.answers(live.room_id),
     }
     moves = runner.moves
     with trio.fail_after(runner.timeout):

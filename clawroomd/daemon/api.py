@@ -22,6 +22,8 @@ from .errors import ApiError, core_refusal_is_bad_value
 from .leak_check import LeakCheck
 from .live import LiveRoom
 from .moves import Moves
+from .owner_checks import check_limits_for_fields
+from .questions import Questions
 from .rooms import Rooms
 from .views import lifecycle, list_row, result_view, status_view
 
@@ -106,6 +108,7 @@ class Api:
         join: Join,
         contexts: ContextMethods,
         leaks: LeakCheck,
+        questions: Questions,
         identity: Identity,
         config: DaemonConfig,
         listen: Callable[[], list[str]],
@@ -115,6 +118,7 @@ class Api:
         self.join = join
         self.contexts = contexts
         self.leaks = leaks
+        self.questions = questions
         self.identity = identity
         self.config = config
         self.listen = listen
@@ -130,6 +134,9 @@ class Api:
             "room.close": self.room_close,
             "room.cancel": self.room_cancel,
             "room.result": self.room_result,
+            "room.ask_owner": self.room_ask_owner,
+            "room.answer": self.room_answer,
+            "owner.inbox": self.owner_inbox,
             **contexts.methods,
         }
 
@@ -207,8 +214,10 @@ class Api:
             if not command or not all(isinstance(a, str) for a in command):
                 raise _bad("agent_command is a non-empty list of strings (argv)")
             meta["agent_command"] = command
+        self._notify_meta(params, meta)
         owner = self.contexts.for_new_room(params)
         if owner is not None:
+            check_limits_for_fields(list(owner.limits), spec.field_names)
             self.leaks.facts(owner.private_facts, spec)  # the topic, goal and fields reach the guest too
         live = await self.moves.create_room(
             spec, advertise=self._advertise(params), meta=meta, ttl_ms=_seconds(params, "invite_ttl_s", None)
@@ -232,6 +241,7 @@ class Api:
             if not command or not all(isinstance(a, str) for a in command):
                 raise _bad("agent_command is a non-empty list of strings (argv)")
             meta["agent_command"] = command
+        self._notify_meta(params, meta)
         timeout = float(_get(params, "timeout_s", (int, float), 30))
         if not 0 < timeout <= 3600:
             raise _out_of_range(f"timeout_s must be a number of seconds above 0 and at most 3600, not {timeout!r}")
@@ -250,6 +260,29 @@ class Api:
                 self.contexts.take_back(url.room_id)
             raise
         return status_view(live)
+
+    @staticmethod
+    def _notify_meta(params: dict[str, Any], meta: dict[str, Any]) -> None:
+        """`notify`: the owner's hook (argv) run with each question to the owner on stdin."""
+        command = _get(params, "notify", list, None)
+        if command is not None:
+            if not command or not all(isinstance(a, str) for a in command):
+                raise _bad("notify is a non-empty list of strings (argv)")
+            meta["notify"] = command
+
+    async def room_ask_owner(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        live = self._room(params)
+        return await self.questions.ask(
+            live, params.get("question"), params.get("options"), params.get("field"), params.get("value")
+        )
+
+    async def room_answer(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        live = self._room(params)
+        approved = _get(params, "approved", bool, what=" (true: approve, false: reject)")
+        return await self.questions.answer(live, approved=approved, text=params.get("text"))
+
+    async def owner_inbox(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        return {"questions": self.questions.inbox()}
 
     async def room_list(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         return {"rooms": [list_row(live) for live in self.rooms]}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .context_store import OwnerContexts
 from .errors import ApiError
+from .owner_checks import check_limits_for_fields
 from .owner_context import DEFAULT_PROFILE, PRIVATE_NOTICE, ContextError, OwnerContext, check_profile_name
 from .rooms import Rooms
 
@@ -84,6 +85,8 @@ class ContextMethods:
         except ContextError as err:
             raise ApiError("bad_value", f"owner context: {err}") from None
         if room_id is not None:
+            spec = self.rooms.get(room_id).state.spec
+            check_limits_for_fields(list(ctx.limits), None if spec is None else spec.field_names)
             self.contexts.write_room(room_id, ctx)
         else:
             assert profile is not None

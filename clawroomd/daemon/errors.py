@@ -44,6 +44,10 @@ ERROR_CODES: dict[str, int] = {
     "storage_failed": 1018,
     "bad_context": 1019,
     "no_context": 1020,
+    "pending_question": 1021,
+    "no_question": 1022,
+    "needs_owner_approval": 1023,
+    "bad_provenance": 1024,
 }
 
 # WebSocket close code a daemon sends when it drops a peer link because it could not save what the link

@@ -57,9 +57,14 @@ def check_profile_name(name: object) -> str:
 
 
 def check_limit(text: str) -> None:
-    """Hook for the authority-limit reader (issue 9 item 3, clawroomd.owner.limits): the lead replaces the
-    body with its parser (raising ContextError with its message) to refuse unknown syntax. Until then a
-    limit only has to be a non-empty line of text, checked by the caller, and is stored as given."""
+    """An authority limit must read as one (clawroomd.owner.limits): unknown syntax is refused here, when
+    the context is written, never found out when a move is checked."""
+    from ..owner.limits import LimitError, parse_limit
+
+    try:
+        parse_limit(text)
+    except LimitError as err:
+        raise ContextError(f"limits: {err}") from None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,6 +25,7 @@ BOUNDS: dict[str, tuple[bool, float, float]] = {
     "max_backoff": (False, 0.001, 86400),
     "guest_grace": (False, 0.001, 86400),
     "agent_timeout": (False, 0.001, 86400),
+    "question_timeout": (False, 0.001, 366 * 86400),
     "handshake_timeout": (False, 0.5, 300),
     "max_pending_handshakes": (True, 1, 1 << 16),
     "max_pending_per_address": (True, 1, 1 << 16),
@@ -53,6 +54,7 @@ class Tuning:
     max_backoff: float = 30.0  # s, the guest's longest wait between redials of a host
     guest_grace: float = 30.0  # s past the room deadline a guest waits for a vanished host
     agent_timeout: float = 120.0  # s for one run of a room's agent command
+    question_timeout: float = 3600.0  # s a question to the owner waits (at most 0.8 x the answer timeout)
     handshake_timeout: float | None = None  # s a peer connection may take from accept to admission
     max_pending_handshakes: int | None = None  # peer connections in their handshake, in total
     max_pending_per_address: int | None = None  # ... from one IPv4 address / IPv6 /64

@@ -6,6 +6,8 @@
     Moves (our create/send/close/cancel) ── rooms, HostSide.forward, GuestSide.submit
     AgentRunner ── Moves, GuestSide.queued_move
     OwnerContexts (profiles, each room's owner_context.json) ── store, Rooms.lookup
+    Questions (escalation: pending_question.json, answers.json) ── store, Moves.submit
+    OwnerChecks (pending question, provenance, limits, leak guard: Moves.check_outgoing) ── the above
     Api (local API methods) ── rooms, Moves, GuestSide.join, ContextMethods(OwnerContexts)
 
 Nothing below this module knows the others exist beyond the callables it was given, so the package has
@@ -28,6 +30,8 @@ from .host_side import HostSide
 from .leak_check import LeakCheck
 from .live import LiveRoom
 from .moves import Moves
+from .owner_checks import OwnerChecks
+from .questions import Questions
 from .rooms import Rooms
 
 if TYPE_CHECKING:
@@ -64,15 +68,29 @@ class Daemon:
             identity,
             forward=self.host_side.forward,
             guest_submit=self.guest_side.submit,
-            check_outgoing=self.leaks.room,
         )
-        self.agents = AgentRunner(self.moves, queued_move=self.guest_side.queued_move, timeout=tuning.agent_timeout)
+        self.questions = Questions(store, self.moves, timeout_s=tuning.question_timeout)
+        self.questions.spawn = nursery.start_soon
+        self.moves.check_outgoing = OwnerChecks(
+            lookup=self.rooms.lookup,
+            questions=self.questions,
+            confirmed_facts=self.contexts.confirmed_facts,
+            limits=self.contexts.limits,
+            leaks=self.leaks,
+        )
+        self.agents = AgentRunner(
+            self.moves,
+            queued_move=self.guest_side.queued_move,
+            timeout=tuning.agent_timeout,
+            answers=self.questions.answers,
+        )
         self.api = Api(
             self.rooms,
             self.moves,
             join=self.guest_side.join,
             contexts=ContextMethods(self.contexts, self.rooms),
             leaks=self.leaks,
+            questions=self.questions,
             identity=identity,
             config=config,
             listen=lambda: list(self.listen),
@@ -94,8 +112,10 @@ class Daemon:
 
     def _start_room_tasks(self, live: LiveRoom) -> None:
         self.contexts.attach(live)  # before its agent can run: the agent reads its owner's context
+        self.questions.attach(live)  # and a question pending before a restart still holds its moves
         if live.closed:
             return
+        self.nursery.start_soon(self.questions.watch, live)
         if live.role == "host":
             self.nursery.start_soon(self.host_side.deadlines, live)
         else:

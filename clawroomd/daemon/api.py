@@ -22,6 +22,7 @@ from .errors import ApiError, core_refusal_is_bad_value
 from .leak_check import LeakCheck
 from .live import LiveRoom
 from .moves import Moves
+from .results import Results
 from .rooms import Rooms
 from .views import lifecycle, list_row, result_view, status_view
 
@@ -109,7 +110,9 @@ class Api:
         identity: Identity,
         config: DaemonConfig,
         listen: Callable[[], list[str]],
+        results: Results,
     ) -> None:
+        self.results = results
         self.rooms = rooms
         self.moves = moves
         self.join = join
@@ -130,6 +133,7 @@ class Api:
             "room.close": self.room_close,
             "room.cancel": self.room_cancel,
             "room.result": self.room_result,
+            "room.summary": self.room_summary,
             **contexts.methods,
         }
 
@@ -316,6 +320,12 @@ class Api:
                 {"lifecycle": status_view(live)["lifecycle"]},
             )
         return {"room_id": live.room_id, "role": live.role, "topic": status_view(live)["topic"], **result}
+
+    async def room_summary(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        """The agent's own summary for its owner, put at the top of summary.md (never sent to the peer)."""
+        live = self._room(params)
+        path = self.results.set_agent_summary(live, _get(params, "text", str))
+        return {"room_id": live.room_id, "path": str(path), "written": live.closed}
 
     async def room_watch(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)

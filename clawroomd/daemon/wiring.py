@@ -28,6 +28,7 @@ from .host_side import HostSide
 from .leak_check import LeakCheck
 from .live import LiveRoom
 from .moves import Moves
+from .results import Results
 from .rooms import Rooms
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class Daemon:
             guest_submit=self.guest_side.submit,
             check_outgoing=self.leaks.room,
         )
+        self.results = Results(store)
         self.agents = AgentRunner(self.moves, queued_move=self.guest_side.queued_move, timeout=tuning.agent_timeout)
         self.api = Api(
             self.rooms,
@@ -76,6 +78,7 @@ class Daemon:
             identity=identity,
             config=config,
             listen=lambda: list(self.listen),
+            results=self.results,
         )
         self.rooms.on_open = self._start_room_tasks
 
@@ -94,6 +97,7 @@ class Daemon:
 
     def _start_room_tasks(self, live: LiveRoom) -> None:
         self.contexts.attach(live)  # before its agent can run: the agent reads its owner's context
+        self.nursery.start_soon(self.results.run, live)  # writes the result on close (or now, if missing)
         if live.closed:
             return
         if live.role == "host":

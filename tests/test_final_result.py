@@ -9,6 +9,8 @@ import base64
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +236,38 @@ def test_verify_names_the_changed_transcript_line(closed_room: tuple[bytes, byte
     with pytest.raises(VerifyError) as err:
         verify(result, b"".join([*lines[:-1], b""]))
     assert "transcript" in err.value.where
+
+
+# ---- clawroom verify: the command, offline -----------------------------------------------------------------
+
+NO_TRIO = (
+    "import sys; from clawroomd.cli.main import main; rc = main(sys.argv[1:]); "
+    "assert 'trio' not in sys.modules, 'verify imported trio'; sys.exit(rc)"
+)
+
+
+def clawroom_verify(*args: str) -> subprocess.CompletedProcess[str]:
+    root = str(Path(__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": root, "CLAWROOM_SOCKET": "/nonexistent/no-daemon.sock"}
+    return subprocess.run(
+        [sys.executable, "-c", NO_TRIO, "verify", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_clawroom_verify_passes_a_good_result_and_fails_a_changed_one(
+    closed_room: tuple[bytes, bytes], tmp_path: Path
+) -> None:
+    result, transcript = closed_room
+    (tmp_path / "final_result.json").write_bytes(result)
+    (tmp_path / "transcript.jsonl").write_bytes(transcript)
+    ok = clawroom_verify(str(tmp_path / "final_result.json"), "--transcript", str(tmp_path / "transcript.jsonl"))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("ok: room ") and "agreement_reached" in ok.stdout and ok.stdout.count("\n") == 1
+    (tmp_path / "bad.json").write_bytes(edited(result, lambda d: set_path(d, ["shared", "agreed", "price"], "1")))
+    bad = clawroom_verify(str(tmp_path / "bad.json"))
+    assert bad.returncode == 1 and "FAILED at shared.agreed.price" in bad.stderr
+    (tmp_path / "bad.jsonl").write_bytes(transcript.replace(b'"ok"', b'"OK"', 1))
+    bad = clawroom_verify(str(tmp_path / "final_result.json"), "--transcript", str(tmp_path / "bad.jsonl"))
+    assert bad.returncode == 1 and "FAILED at transcript line 4 (seq 3) body.text" in bad.stderr
+    missing = clawroom_verify(str(tmp_path / "nothing.json"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr

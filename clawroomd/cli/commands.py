@@ -15,7 +15,7 @@ from clawroomd.client import Client, ConnectionLost
 from clawroomd.core.ids import is_room_id
 
 from . import render
-from .exits import EXIT_OK, JoinURLError, UsageError
+from .exits import EXIT_ERROR, EXIT_OK, JoinURLError, UsageError
 from .options import Config
 from .watching import watch_events
 
@@ -286,6 +286,46 @@ def cmd_result(cfg: Config) -> int:
         result = c.call("room.result", room_id=cfg.room)
         max_turns = None if cfg.json else c.call("room.status", room_id=cfg.room).get("max_turns")
     return _out(cfg, result, render.result_text(result, max_turns=max_turns))
+
+
+def cmd_verify(cfg: Config) -> int:
+    """Offline: no daemon, no trio (clawroomd.core.final_result, imported only here: it needs cryptography)."""
+    from clawroomd.core.final_result import VerifyError, verify
+
+    assert cfg.final_result is not None  # the parser requires it
+    try:
+        result = _read_file(cfg.final_result)
+        transcript = None if cfg.transcript_file is None else _read_file(cfg.transcript_file)
+        ok = verify(result, transcript)
+    except VerifyError as err:
+        if cfg.json:
+            print(render.json_line({"ok": False, "where": err.where, "message": err.message}), flush=True)
+        else:
+            print(f"clawroom verify: FAILED at {render.safe(err.where)}: {render.safe(err.message)}", file=sys.stderr)
+        return EXIT_ERROR
+    return _out(
+        cfg,
+        {
+            "ok": True,
+            "room_id": ok.room_id,
+            "status": ok.status,
+            "agreed": ok.agreed,
+            "unresolved": ok.unresolved,
+            "events": ok.events,
+            "signers": ok.signers,
+            "transcript_lines": ok.transcript_lines,
+            "ended_locally": ok.ended_locally,
+        },
+        render.safe(ok.summary()),  # agreed values are the peer's text too
+    )
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror or err}") from None
 
 
 def cmd_info(cfg: Config) -> int:

@@ -58,5 +58,8 @@ class Config:
     language: str | None = None
     from_file: str | None = None
     replace: bool = False
+    # verify
+    final_result: str | None = None
+    transcript_file: str | None = None
     # demo
     keep: bool = False

@@ -195,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     t = cmd("transcript", "Print the room's transcript so far.")
     t.add_argument("--room", required=True, metavar="ID", help="room id")
 
+    v = cmd(
+        "verify",
+        "Check a final_result.json offline (no daemon): every signature, the hash chain, the outcome digest, "
+        "and, with --transcript, that each transcript line is the signed event. Exit 0: ok; 1: names the place.",
+    )
+    v.add_argument("final_result", metavar="FINAL_RESULT", help="the rooms/<id>/final_result.json to check")
+    v.add_argument("--transcript", dest="transcript_file", metavar="TRANSCRIPT", help="its transcript.jsonl")
+
     _context_commands(cmd("context", "Write or show your owner context (kept only on this machine)."), parent, fmt)
 
     d = cmd("demo", "Run two real daemons on this machine and let two scripted agents negotiate a room.")

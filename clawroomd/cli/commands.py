@@ -20,6 +20,7 @@ from .options import Config
 from .watching import watch_events
 
 CALL_TIMEOUT = 60.0  # seconds to wait for any one answer (join adds its own timeout)
+RESULT_WAIT_MAX = 366 * 86400.0  # `result --wait` without --timeout: as long as the daemon allows
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -44,15 +45,15 @@ def _out(cfg: Config, result: Any, text: str | None = None) -> int:
     return EXIT_OK
 
 
-def _agent_argv(command: str | None) -> list[str] | None:
+def _agent_argv(command: str | None, option: str = "--agent") -> list[str] | None:
     if command is None:
         return None
     try:
         argv = shlex.split(command)
     except ValueError as e:
-        raise UsageError(f"--agent {command!r}: {e}") from None
+        raise UsageError(f"{option} {command!r}: {e}") from None
     if not argv:
-        raise UsageError("--agent needs a command")
+        raise UsageError(f"{option} needs a command")
     return argv
 
 
@@ -91,6 +92,8 @@ def cmd_create(cfg: Config) -> int:
         params["advertise"] = cfg.advertise
     if (argv := _agent_argv(cfg.agent)) is not None:
         params["agent_command"] = argv
+    if (argv := _agent_argv(cfg.deliver, "--deliver")) is not None:
+        params["deliver_command"] = argv
     if cfg.context is not None:
         params["context"] = cfg.context
     with _client(cfg) as c:
@@ -132,6 +135,8 @@ def cmd_join(cfg: Config) -> int:
     params: dict[str, Any] = {"join_url": url, "label": cfg.label, "timeout_s": cfg.timeout}
     if (argv := _agent_argv(cfg.agent)) is not None:
         params["agent_command"] = argv
+    if (argv := _agent_argv(cfg.deliver, "--deliver")) is not None:
+        params["deliver_command"] = argv
     if cfg.context is not None:
         params["context"] = cfg.context
     with _client(cfg, timeout=cfg.timeout + 15) as c:
@@ -282,8 +287,11 @@ def cmd_cancel(cfg: Config) -> int:
 
 
 def cmd_result(cfg: Config) -> int:
-    with _client(cfg) as c:
-        result = c.call("room.result", room_id=cfg.room)
+    if cfg.wait_timeout is not None and (not cfg.wait or cfg.wait_timeout <= 0):
+        raise UsageError("--timeout goes with --wait and is a number of seconds above 0")
+    wait = (cfg.wait_timeout or RESULT_WAIT_MAX) if cfg.wait else None
+    with _client(cfg, timeout=None if wait is None else wait + CALL_TIMEOUT) as c:
+        result = c.call("room.result", room_id=cfg.room, **({} if wait is None else {"wait_s": wait}))
         max_turns = None if cfg.json else c.call("room.status", room_id=cfg.room).get("max_turns")
     return _out(cfg, result, render.result_text(result, max_turns=max_turns))
 

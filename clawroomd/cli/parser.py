@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--agent", metavar="CMD", help="agent command the daemon runs on each of your turns")
     c.add_argument("--agents", type=int, help=argparse.SUPPRESS)  # the seed page's `--agents 2`: always two
     c.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
+    c.add_argument(
+        "--deliver", metavar="CMD", help="run on close with summary.md on stdin, CLAWROOM_RESULT=final_result.json"
+    )
 
     j = cmd("join", "Join a room as the guest with the join URL the host sent you.")
     j.add_argument("url", nargs="?", metavar="URL", help="the join URL (clawroom://join/...)")
@@ -152,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     j.add_argument("--room", help=argparse.SUPPRESS)
     j.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
+    j.add_argument(
+        "--deliver", metavar="CMD", help="run on close with summary.md on stdin, CLAWROOM_RESULT=final_result.json"
+    )
 
     s = cmd("send", "Send one message (your turn): text and moves on the room's fields.")
     s.add_argument("--room", required=True, metavar="ID", help="room id")
@@ -191,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--reason", default="", metavar="R", help="why (shown to the peer)")
     r = cmd("result", "Show the result of a closed room.")
     r.add_argument("--room", required=True, metavar="ID", help="room id")
+    r.add_argument("--wait", action="store_true", help="block until the room is closed and its result written")
+    r.add_argument(
+        "--timeout", dest="wait_timeout", type=float, metavar="S", help="with --wait: give up after S seconds"
+    )
     cmd("info", "Show the daemon's peer id, version, addresses and folders.")
     t = cmd("transcript", "Print the room's transcript so far.")
     t.add_argument("--room", required=True, metavar="ID", help="room id")

@@ -23,6 +23,7 @@ from .agent_runner import AgentRunner
 from .api import Api
 from .context_api import ContextMethods
 from .context_store import OwnerContexts
+from .delivery import Delivery
 from .guest_side import GuestSide
 from .host_side import HostSide
 from .leak_check import LeakCheck
@@ -68,6 +69,7 @@ class Daemon:
             check_outgoing=self.leaks.room,
         )
         self.results = Results(store)
+        self.delivery = Delivery(store, self.results)
         self.agents = AgentRunner(self.moves, queued_move=self.guest_side.queued_move, timeout=tuning.agent_timeout)
         self.api = Api(
             self.rooms,
@@ -79,6 +81,7 @@ class Daemon:
             config=config,
             listen=lambda: list(self.listen),
             results=self.results,
+            delivery=self.delivery,
         )
         self.rooms.on_open = self._start_room_tasks
 
@@ -98,6 +101,7 @@ class Daemon:
     def _start_room_tasks(self, live: LiveRoom) -> None:
         self.contexts.attach(live)  # before its agent can run: the agent reads its owner's context
         self.nursery.start_soon(self.results.run, live)  # writes the result on close (or now, if missing)
+        self.nursery.start_soon(self.delivery.run, live)  # then runs the owner's --deliver hook, if any
         if live.closed:
             return
         if live.role == "host":

@@ -129,6 +129,21 @@ async def test_a_closed_room_that_lost_its_files_gets_them_back_on_restart(tmp_p
         assert canonical((await written(host, rid))["shared"]) == before
 
 
+async def test_a_guest_that_ends_the_room_locally_gets_an_unsigned_result_that_says_so(tmp_path: Path) -> None:
+    guest_id, tuning = Identity.from_seed(os.urandom(32)), {"max_backoff": 0.3, "guest_grace": 0.2, "send_timeout": 1.0}
+    async with open_daemon(tmp_path / "host") as host, open_daemon(tmp_path / "guest", identity=guest_id) as guest:
+        rid = await open_room(host, guest, deadline_s=1.5)
+        await call(host, "room.send", room_id=rid, text="100", propose={"price": "100"})
+        await until(lambda: guest.rooms[rid].state.seq == 2)
+    async with open_daemon(tmp_path / "guest", identity=guest_id, tuning=tuning) as guest:  # the host never returns
+        await until(lambda: guest.rooms[rid].closed, timeout=10)
+        shared = (await written(guest, rid))["shared"]
+        assert shared["status"] == "timeout" and shared["ended_locally"] is True and shared["outcome_digest"] is None
+        assert shared["signed_close"] == [] and shared["event_count"] == 3
+        assert shared["fields"][0]["standing"]["host"]["value"] == "100"
+        assert "signed by nobody" in files(guest, rid)[1].read_text()
+
+
 # ---- verify: any change fails and says where -------------------------------------------------------------
 
 

@@ -45,6 +45,7 @@ async def test_a_room_reaches_agreement_and_both_daemons_hold_the_same_transcrip
         assert files[0] == files[1] and files[0].count(b"\n") == 7
         results = [await call(d, "room.result", room_id=rid) for d in (host, guest)]
         assert [r.pop("role") for r in results] == ["host", "guest"]
+        assert [(r.pop("files") is None, r.pop("delivery")) for r in results] == [(False, None)] * 2  # paths differ
         assert results[0] == results[1]
         assert results[0]["status"] == "agreement_reached" and results[0]["outcomes"] == {"price": "100"}
         assert results[0]["head"] == host.rooms[rid].state.head.hex() and results[0]["events"] == 7

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from clawroomd.daemon.errors import ApiError
-from clawroomd.link.connection import PeerConnection
 from clawroomd.testing.inprocess import FAST_LINKS, call, open_daemon, open_room, until
 
 QUESTION = "May we go to 52000 for the blue widgets?"
@@ -26,16 +25,8 @@ async def refused(daemon: Any, method: str, **params: Any) -> ApiError:
 
 
 @pytest.fixture
-def frames(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    captured: list[bytes] = []
-    send_plaintext = PeerConnection._send_plaintext
-
-    async def capturing(self: PeerConnection, plaintext: bytes) -> None:
-        captured.append(bytes(plaintext))
-        await send_plaintext(self, plaintext)
-
-    monkeypatch.setattr(PeerConnection, "_send_plaintext", capturing)
-    return captured
+def frames(wire_frames: list[bytes]) -> list[bytes]:
+    return wire_frames
 
 
 def kinds(daemon: Any, room_id: str) -> list[str]:
@@ -180,3 +171,16 @@ async def test_limits_are_checked_when_written(tmp_path: Path) -> None:
         await call(host, "context.write", profile="p", fields={"owner_name": "a", "limits": ["cost<=5"]})
         err = await refused(host, "room.create", topic="t", fields=["price"], context="p")
         assert err.code == "bad_value" and "cost" in err.message
+
+
+async def test_the_owners_summary_lists_the_questions_and_their_answers(tmp_path: Path) -> None:
+    async with open_daemon(tmp_path / "host") as host, open_daemon(tmp_path / "guest") as guest:
+        room_id = await open_room(host, guest, fields=["price"], max_turns=10)
+        await call(host, "room.ask_owner", room_id=room_id, question=QUESTION)
+        await call(host, "room.answer", room_id=room_id, approved=True, text="yes, up to 52000")
+        await call(host, "room.cancel", room_id=room_id, reason="done for today")
+        result = await call(host, "room.result", room_id=room_id, wait_s=10)
+        summary = Path(result["files"]["summary"]).read_text()
+        assert f"- {QUESTION}: approved: yes, up to 52000" in summary
+        guest_result = await call(guest, "room.result", room_id=room_id, wait_s=10)
+        assert QUESTION not in Path(guest_result["files"]["summary"]).read_text()  # the host's own, not sent

@@ -15,11 +15,12 @@ from clawroomd.client import Client, ConnectionLost
 from clawroomd.core.ids import is_room_id
 
 from . import render
-from .exits import EXIT_OK, JoinURLError, UsageError
+from .exits import EXIT_ERROR, EXIT_OK, JoinURLError, UsageError
 from .options import Config
 from .watching import watch_events
 
 CALL_TIMEOUT = 60.0  # seconds to wait for any one answer (join adds its own timeout)
+RESULT_WAIT_MAX = 366 * 86400.0  # `result --wait` without --timeout: as long as the daemon allows
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -93,6 +94,8 @@ def cmd_create(cfg: Config) -> int:
         params["agent_command"] = argv
     if (argv := _agent_argv(cfg.notify, "--notify")) is not None:
         params["notify"] = argv
+    if (argv := _agent_argv(cfg.deliver, "--deliver")) is not None:
+        params["deliver_command"] = argv
     if cfg.context is not None:
         params["context"] = cfg.context
     with _client(cfg) as c:
@@ -136,6 +139,8 @@ def cmd_join(cfg: Config) -> int:
         params["agent_command"] = argv
     if (argv := _agent_argv(cfg.notify, "--notify")) is not None:
         params["notify"] = argv
+    if (argv := _agent_argv(cfg.deliver, "--deliver")) is not None:
+        params["deliver_command"] = argv
     if cfg.context is not None:
         params["context"] = cfg.context
     with _client(cfg, timeout=cfg.timeout + 15) as c:
@@ -286,10 +291,53 @@ def cmd_cancel(cfg: Config) -> int:
 
 
 def cmd_result(cfg: Config) -> int:
-    with _client(cfg) as c:
-        result = c.call("room.result", room_id=cfg.room)
+    if cfg.wait_timeout is not None and (not cfg.wait or cfg.wait_timeout <= 0):
+        raise UsageError("--timeout goes with --wait and is a number of seconds above 0")
+    wait = (cfg.wait_timeout or RESULT_WAIT_MAX) if cfg.wait else None
+    with _client(cfg, timeout=None if wait is None else wait + CALL_TIMEOUT) as c:
+        result = c.call("room.result", room_id=cfg.room, **({} if wait is None else {"wait_s": wait}))
         max_turns = None if cfg.json else c.call("room.status", room_id=cfg.room).get("max_turns")
     return _out(cfg, result, render.result_text(result, max_turns=max_turns))
+
+
+def cmd_verify(cfg: Config) -> int:
+    """Offline: no daemon, no trio (clawroomd.core.final_result, imported only here: it needs cryptography)."""
+    from clawroomd.core.final_result import VerifyError, verify
+
+    assert cfg.final_result is not None  # the parser requires it
+    try:
+        result = _read_file(cfg.final_result)
+        transcript = None if cfg.transcript_file is None else _read_file(cfg.transcript_file)
+        ok = verify(result, transcript)
+    except VerifyError as err:
+        if cfg.json:
+            print(render.json_line({"ok": False, "where": err.where, "message": err.message}), flush=True)
+        else:
+            print(f"clawroom verify: FAILED at {render.safe(err.where)}: {render.safe(err.message)}", file=sys.stderr)
+        return EXIT_ERROR
+    return _out(
+        cfg,
+        {
+            "ok": True,
+            "room_id": ok.room_id,
+            "status": ok.status,
+            "agreed": ok.agreed,
+            "unresolved": ok.unresolved,
+            "events": ok.events,
+            "signers": ok.signers,
+            "transcript_lines": ok.transcript_lines,
+            "ended_locally": ok.ended_locally,
+        },
+        render.safe(ok.summary()),  # agreed values are the peer's text too
+    )
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror or err}") from None
 
 
 def cmd_info(cfg: Config) -> int:

@@ -25,6 +25,7 @@ class Config:
     # create, join
     label: str = ""
     agent: str | None = None
+    deliver: str | None = None  # the delivery hook (argv in one string, like --agent)
     # join
     url: str | None = None
     join_url: str | None = None
@@ -63,5 +64,11 @@ class Config:
     approve: bool = False
     reject_question: bool = False
     answer_text: str = ""
+    # result
+    wait: bool = False
+    wait_timeout: float | None = None
+    # verify
+    final_result: str | None = None
+    transcript_file: str | None = None
     # demo
     keep: bool = False

@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--agents", type=int, help=argparse.SUPPRESS)  # the seed page's `--agents 2`: always two
     c.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
     c.add_argument("--notify", metavar="CMD", help=_NOTIFY_HELP)
+    c.add_argument(
+        "--deliver", metavar="CMD", help="run on close with summary.md on stdin, CLAWROOM_RESULT=final_result.json"
+    )
 
     j = cmd("join", "Join a room as the guest with the join URL the host sent you.")
     j.add_argument("url", nargs="?", metavar="URL", help="the join URL (clawroom://join/...)")
@@ -155,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--room", help=argparse.SUPPRESS)
     j.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
     j.add_argument("--notify", metavar="CMD", help=_NOTIFY_HELP)
+    j.add_argument(
+        "--deliver", metavar="CMD", help="run on close with summary.md on stdin, CLAWROOM_RESULT=final_result.json"
+    )
 
     s = cmd("send", "Send one message (your turn): text and moves on the room's fields.")
     s.add_argument("--room", required=True, metavar="ID", help="room id")
@@ -194,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--reason", default="", metavar="R", help="why (shown to the peer)")
     r = cmd("result", "Show the result of a closed room.")
     r.add_argument("--room", required=True, metavar="ID", help="room id")
+    r.add_argument("--wait", action="store_true", help="block until the room is closed and its result written")
+    r.add_argument(
+        "--timeout", dest="wait_timeout", type=float, metavar="S", help="with --wait: give up after S seconds"
+    )
     cmd("info", "Show the daemon's peer id, version, addresses and folders.")
     t = cmd("transcript", "Print the room's transcript so far.")
     t.add_argument("--room", required=True, metavar="ID", help="room id")
@@ -205,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     verdict.add_argument("--approve", action="store_true", help="approve what the agent asked")
     verdict.add_argument("--reject", dest="reject_question", action="store_true", help="reject it")
     a.add_argument("answer_text", nargs="?", default="", metavar="TEXT", help="your answer, for the agent")
+    v = cmd(
+        "verify",
+        "Check a final_result.json offline (no daemon): every signature, the hash chain, the outcome digest, "
+        "and, with --transcript, that each transcript line is the signed event. Exit 0: ok; 1: names the place.",
+    )
+    v.add_argument("final_result", metavar="FINAL_RESULT", help="the rooms/<id>/final_result.json to check")
+    v.add_argument("--transcript", dest="transcript_file", metavar="TRANSCRIPT", help="its transcript.jsonl")
 
     _context_commands(cmd("context", "Write or show your owner context (kept only on this machine)."), parent, fmt)
 

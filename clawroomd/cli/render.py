@@ -236,6 +236,13 @@ def result_text(result: dict[str, Any], *, max_turns: Any = None) -> str:
     for key in ("head", "digest"):
         if result.get(key):
             lines.append(f"{'Transcript head' if key == 'head' else 'Outcome digest'}: {safe(result[key])}")
+    files = result.get("files") or {}
+    if files:
+        lines.append(f"Result file: {safe(files.get('final_result'))}  (summary: {safe(files.get('summary'))})")
+    delivery = result.get("delivery")
+    if isinstance(delivery, dict):
+        said = f"Delivery: {safe(delivery.get('status'))} after {safe(delivery.get('attempts'))} attempt(s)"
+        lines.append(said + (f"; last error: {safe(delivery['last_error'])}" if delivery.get("last_error") else ""))
     return "\n".join(lines)
 
 

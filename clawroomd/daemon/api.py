@@ -9,6 +9,8 @@ import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+import trio
+
 import clawroomd
 
 from ..core.errors import LocalProtocolError
@@ -18,12 +20,14 @@ from ..core.joinurl import JoinURL
 from .clock import now_ms
 from .config import DaemonConfig
 from .context_api import ContextMethods
+from .delivery import Delivery
 from .errors import ApiError, core_refusal_is_bad_value
 from .leak_check import LeakCheck
 from .live import LiveRoom
 from .moves import Moves
 from .owner_checks import check_limits_for_fields
 from .questions import Questions
+from .results import RESULT_FILE, SUMMARY_FILE, Results
 from .rooms import Rooms
 from .views import lifecycle, list_row, result_view, status_view
 
@@ -90,6 +94,15 @@ def _not_unicode(params: dict[str, Any]) -> str | None:
     return None
 
 
+def _deliver_command(params: dict[str, Any], meta: dict[str, Any]) -> None:
+    """`deliver_command` (argv): run on close with summary.md on stdin (clawroomd.daemon.delivery)."""
+    command = _get(params, "deliver_command", list, None)
+    if command is not None:
+        if not command or not all(isinstance(a, str) and a for a in command):
+            raise _bad("deliver_command is a non-empty list of strings (argv)")
+        meta["deliver_command"] = command
+
+
 class Join(Protocol):
     """How a join URL becomes a guest room (guest_side.GuestSide.join)."""
 
@@ -112,7 +125,11 @@ class Api:
         identity: Identity,
         config: DaemonConfig,
         listen: Callable[[], list[str]],
+        results: Results,
+        delivery: Delivery,
     ) -> None:
+        self.results = results
+        self.delivery = delivery
         self.rooms = rooms
         self.moves = moves
         self.join = join
@@ -137,6 +154,7 @@ class Api:
             "room.ask_owner": self.room_ask_owner,
             "room.answer": self.room_answer,
             "owner.inbox": self.owner_inbox,
+            "room.summary": self.room_summary,
             **contexts.methods,
         }
 
@@ -215,6 +233,7 @@ class Api:
                 raise _bad("agent_command is a non-empty list of strings (argv)")
             meta["agent_command"] = command
         self._notify_meta(params, meta)
+        _deliver_command(params, meta)
         owner = self.contexts.for_new_room(params)
         if owner is not None:
             check_limits_for_fields(list(owner.limits), spec.field_names)
@@ -242,6 +261,7 @@ class Api:
                 raise _bad("agent_command is a non-empty list of strings (argv)")
             meta["agent_command"] = command
         self._notify_meta(params, meta)
+        _deliver_command(params, meta)
         timeout = float(_get(params, "timeout_s", (int, float), 30))
         if not 0 < timeout <= 3600:
             raise _out_of_range(f"timeout_s must be a number of seconds above 0 and at most 3600, not {timeout!r}")
@@ -341,6 +361,10 @@ class Api:
 
     async def room_result(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)
+        wait = _seconds(params, "wait_s", None)
+        if wait is not None:  # until the result files are written (they follow the close at once)
+            with trio.move_on_after(wait / 1000):
+                await self.results.event(live.room_id).wait()
         result = result_view(live)
         if result is None:
             raise ApiError(
@@ -348,7 +372,27 @@ class Api:
                 "the room is still open; `clawroom watch` waits for it to close",
                 {"lifecycle": status_view(live)["lifecycle"]},
             )
-        return {"room_id": live.room_id, "role": live.role, "topic": status_view(live)["topic"], **result}
+        written = self.results.event(live.room_id).is_set()
+        if wait is not None and not written:
+            raise ApiError(
+                "not_ready", "the room closed; its result files are not yet written", {"lifecycle": "closed"}
+            )
+        folder = self.rooms.store.room_dir(live.room_id)
+        files = {"final_result": str(folder / RESULT_FILE), "summary": str(folder / SUMMARY_FILE)} if written else None
+        return {
+            "room_id": live.room_id,
+            "role": live.role,
+            "topic": status_view(live)["topic"],
+            **result,
+            "files": files,  # this daemon's own, like `delivery` (the rest both sides report alike)
+            "delivery": self.delivery.state(live.room_id) if live.meta.get("deliver_command") else None,
+        }
+
+    async def room_summary(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        """The agent's own summary for its owner, put at the top of summary.md (never sent to the peer)."""
+        live = self._room(params)
+        path = self.results.set_agent_summary(live, _get(params, "text", str))
+        return {"room_id": live.room_id, "path": str(path), "written": live.closed}
 
     async def room_watch(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)

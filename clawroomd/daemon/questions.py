@@ -87,6 +87,18 @@ class Questions:
     def answers(self, room_id: str) -> list[dict[str, Any]]:
         return list(self._answers.get(room_id, []))
 
+    def for_summary(self, room_id: str) -> list[dict[str, Any]]:
+        """The room's answered questions as summary.md lists them: {question, answer}."""
+        out = []
+        for a in self._answers.get(room_id, []):
+            if a.get("approved"):
+                verdict = "approved"
+            else:
+                verdict = "expired, taken as a rejection" if a.get("expired") else "rejected"
+            said = f": {a['text']}" if a.get("text") else ""
+            out.append({"question": a.get("question", ""), "answer": verdict + said})
+        return out
+
     def answer_by_id(self, room_id: str, question_id: str) -> dict[str, Any] | None:
         return next((a for a in self._answers.get(room_id, []) if a.get("question_id") == question_id), None)
 

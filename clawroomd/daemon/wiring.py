@@ -25,6 +25,7 @@ from .agent_runner import AgentRunner
 from .api import Api
 from .context_api import ContextMethods
 from .context_store import OwnerContexts
+from .delivery import Delivery
 from .guest_side import GuestSide
 from .host_side import HostSide
 from .leak_check import LeakCheck
@@ -32,6 +33,7 @@ from .live import LiveRoom
 from .moves import Moves
 from .owner_checks import OwnerChecks
 from .questions import Questions
+from .results import Results
 from .rooms import Rooms
 
 if TYPE_CHECKING:
@@ -84,6 +86,8 @@ class Daemon:
             timeout=tuning.agent_timeout,
             answers=self.questions.answers,
         )
+        self.results = Results(store, questions=self.questions.for_summary)
+        self.delivery = Delivery(store, self.results)
         self.api = Api(
             self.rooms,
             self.moves,
@@ -94,6 +98,8 @@ class Daemon:
             identity=identity,
             config=config,
             listen=lambda: list(self.listen),
+            results=self.results,
+            delivery=self.delivery,
         )
         self.rooms.on_open = self._start_room_tasks
 
@@ -113,6 +119,8 @@ class Daemon:
     def _start_room_tasks(self, live: LiveRoom) -> None:
         self.contexts.attach(live)  # before its agent can run: the agent reads its owner's context
         self.questions.attach(live)  # and a question pending before a restart still holds its moves
+        self.nursery.start_soon(self.results.run, live)  # writes the result on close (or now, if missing)
+        self.nursery.start_soon(self.delivery.run, live)  # then runs the owner's --deliver hook, if any
         if live.closed:
             return
         self.nursery.start_soon(self.questions.watch, live)

@@ -114,3 +114,36 @@ def test_the_cli_passes_deliver_and_wait() -> None:
     assert cfg.deliver == "mail-me --to alice"
     cfg = parse(["result", "--room", "cr_x", "--wait", "--timeout", "5"])
     assert cfg.wait and cfg.wait_timeout == 5.0
+
+
+def test_a_kill_9_between_the_close_and_the_delivery_delivers_exactly_once(tmp_path: Path) -> None:
+    """Real processes: the hook fails on its first run, the host is killed (SIGKILL) while the retry
+    waits, and the restarted daemon delivers; one more restart delivers nothing again."""
+    from clawroomd.testing import DaemonProcess, wait_for
+
+    argv, flag, out = hook(tmp_path, once=True)
+    host = DaemonProcess(tmp_path / "host", name="host", tuning={"keepalive_interval": 0.5, "dead_after": 2.0})
+    guest = DaemonProcess(tmp_path / "guest", name="guest", tuning={"max_backoff": 0.5})
+    host.start()
+    guest.start()
+    try:
+        created = host.call("room.create", topic="t", fields=["price"], deliver_command=argv)
+        rid = created["room_id"]
+        guest.call("room.join", join_url=created["join_url"])
+        host.call("room.cancel", room_id=rid, reason="no budget")
+        wait_for("the first, failing run of the hook", lambda: not flag.exists())
+        host.kill()
+        assert deliveries(out) == []
+        host.start()
+        wait_for("the delivery after the restart", lambda: deliveries(out), timeout=20)
+        wait_for(
+            "the delivered state",
+            lambda: (host.call("room.result", room_id=rid)["delivery"] or {}).get("status") == "delivered",
+        )
+        host.stop()
+        host.start()
+        host.call("room.result", room_id=rid, wait_s=5)
+        assert len(deliveries(out)) == 1
+    finally:
+        guest.stop()
+        host.stop()

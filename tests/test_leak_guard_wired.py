@@ -59,7 +59,11 @@ async def test_every_leaking_spelling_is_refused_and_nothing_crosses(tmp_path: P
         # a new room whose topic would carry the fact is never created
         err = await refused(host, "room.create", topic="price, ceiling 48.500", fields=["price"])
         assert err.code == "leak_blocked" and len(host.rooms) == 1
+        transcripts = b"".join(
+            (d.store.room_dir(room_id) / "transcript.jsonl").read_bytes() for d in (host, guest)
+        )
     wire = b"".join(frames)
     for spelling in (b"48500", b"48,500", b"48.5k", b"48 500", "4万8500".encode()):
-        assert spelling not in wire
+        assert spelling not in wire and spelling not in transcripts
+    assert b"52000 EUR" in transcripts
     assert b"52000 EUR" in wire  # the capture did see the room's traffic

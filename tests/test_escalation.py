@@ -184,3 +184,14 @@ async def test_the_owners_summary_lists_the_questions_and_their_answers(tmp_path
         assert f"- {QUESTION}: approved: yes, up to 52000" in summary
         guest_result = await call(guest, "room.result", room_id=room_id, wait_s=10)
         assert QUESTION not in Path(guest_result["files"]["summary"]).read_text()  # the host's own, not sent
+
+
+async def test_a_joined_rooms_limit_on_a_field_it_lacks_is_reported_by_the_join(tmp_path: Path) -> None:
+    async with open_daemon(tmp_path / "host") as host, open_daemon(tmp_path / "guest") as guest:
+        await call(guest, "context.write", fields={"owner_name": "bob", "limits": ["budget<=10", "price<=50000"]})
+        created = await call(host, "room.create", topic="t", fields=["price"])
+        view = await call(guest, "room.join", join_url=created["join_url"])
+        (warning,) = view["warnings"]
+        assert "'budget<=10' is on 'budget', not a field of this room (price)" in warning
+        created = await call(host, "room.create", topic="t2", fields=["price", "budget"])
+        assert "warnings" not in await call(guest, "room.join", join_url=created["join_url"])

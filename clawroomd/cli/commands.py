@@ -153,6 +153,7 @@ def cmd_join(cfg: Config) -> int:
             f"Host: {render.short_id(host.get('peer_id'))} · status {str(view['lifecycle']).upper()} · "
             f"whose turn: {render.whose_turn(view)}",
             f"Watch the room: clawroom watch --room {view['room_id']}",
+            *(f"Warning: {render.safe(w)}" for w in view.get("warnings", [])),
         ]
     )
     return _out(cfg, view, text)

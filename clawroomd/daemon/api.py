@@ -279,7 +279,14 @@ class Api:
             if fresh and url.room_id not in self.rooms:
                 self.contexts.take_back(url.room_id)
             raise
-        return status_view(live)
+        view = status_view(live)
+        if owner is not None and live.state.spec is not None:
+            # The host's fields are known only now: a limit on another field can never apply. Say so.
+            try:
+                check_limits_for_fields(list(owner.limits), live.state.spec.field_names)
+            except ApiError as err:
+                view["warnings"] = [err.message + "; change it with `clawroom context write --room`"]
+        return view
 
     @staticmethod
     def _notify_meta(params: dict[str, Any], meta: dict[str, Any]) -> None:

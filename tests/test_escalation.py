@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,29 @@ async def test_a_joined_rooms_limit_on_a_field_it_lacks_is_reported_by_the_join(
         assert "'budget<=10' is on 'budget', not a field of this room (price)" in warning
         created = await call(host, "room.create", topic="t2", fields=["price", "budget"])
         assert "warnings" not in await call(guest, "room.join", join_url=created["join_url"])
+
+
+RECORDER = """
+import json, sys
+doc = json.load(sys.stdin)
+with open(sys.argv[1], "a") as f:
+    f.write(json.dumps({"seq": doc["seq"], "answers": doc.get("answers")}) + "\\n")
+print(json.dumps({"action": "wait"}))
+"""
+
+
+async def test_the_agent_gets_its_owners_answer_in_its_next_document(tmp_path: Path) -> None:
+    agent, seen = tmp_path / "agent.py", tmp_path / "seen.jsonl"
+    agent.write_text(RECORDER)
+    async with open_daemon(tmp_path / "host") as host, open_daemon(tmp_path / "guest") as guest:
+        room_id = await open_room(
+            host, guest, fields=["price"], agent_command=[sys.executable, str(agent), str(seen)]
+        )
+        await until(lambda: seen.exists())
+        await call(host, "room.ask_owner", room_id=room_id, question=QUESTION)
+        await call(host, "room.answer", room_id=room_id, approved=False, text="no")
+        await until(lambda: len(seen.read_text().splitlines()) >= 2)
+        first, *_, last = [json.loads(line) for line in seen.read_text().splitlines()]
+        assert not first["answers"]
+        (answer,) = last["answers"]
+        assert answer["question"] == QUESTION and answer["approved"] is False and answer["text"] == "no"

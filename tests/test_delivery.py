@@ -147,3 +147,31 @@ def test_a_kill_9_between_the_close_and_the_delivery_delivers_exactly_once(tmp_p
     finally:
         guest.stop()
         host.stop()
+
+
+async def test_the_configs_deliver_and_notify_hooks_serve_rooms_that_name_none(tmp_path: Path) -> None:
+    argv, flag, out = hook(tmp_path, once=True)
+    flag.unlink()
+    async with open_daemon(tmp_path / "host", deliver=tuple(argv), notify=("true",)) as host, open_daemon(
+        tmp_path / "guest"
+    ) as guest:
+        rid = await open_room(host, guest)
+        assert host.rooms[rid].meta["deliver_command"] == argv and host.rooms[rid].meta["notify"] == ["true"]
+        own = await open_room(host, guest, deliver_command=["false"])
+        assert host.rooms[own].meta["deliver_command"] == ["false"]  # the room's own wins
+        await call(host, "room.cancel", room_id=rid, reason="done")
+        await until(lambda: len(deliveries(out)) == 1)
+
+
+def test_the_config_file_names_the_hooks(tmp_path: Path) -> None:
+    from clawroomd.daemon.config import ConfigError, load_config
+
+    conf = tmp_path / "c.toml"
+    conf.write_text('notify = "notify-send \'clawroom question\'"\ndeliver = ["mail", "-s", "result", "me"]\n')
+    config = load_config(["--config", str(conf), "--state-dir", str(tmp_path / "s")], env={})
+    assert config.notify == ("notify-send", "clawroom question")
+    assert config.deliver == ("mail", "-s", "result", "me")
+    for bad in ('deliver = ""', "deliver = 5", 'notify = "unclosed \'quote"'):
+        conf.write_text(bad + "\n")
+        with pytest.raises(ConfigError, match=bad.split()[0]):
+            load_config(["--config", str(conf), "--state-dir", str(tmp_path / "s")], env={})

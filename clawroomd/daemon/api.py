@@ -94,13 +94,12 @@ def _not_unicode(params: dict[str, Any]) -> str | None:
     return None
 
 
-def _deliver_command(params: dict[str, Any], meta: dict[str, Any]) -> None:
-    """`deliver_command` (argv): run on close with summary.md on stdin (clawroomd.daemon.delivery)."""
-    command = _get(params, "deliver_command", list, None)
-    if command is not None:
-        if not command or not all(isinstance(a, str) and a for a in command):
-            raise _bad("deliver_command is a non-empty list of strings (argv)")
-        meta["deliver_command"] = command
+def _argv(params: dict[str, Any], name: str) -> list[str] | None:
+    """A command parameter: an argv list (run without a shell), or None when not given."""
+    command = _get(params, name, list, None)
+    if command is not None and (not command or not all(isinstance(a, str) and a for a in command)):
+        raise _bad(f"{name} is a non-empty list of strings (argv)")
+    return command
 
 
 class Join(Protocol):
@@ -227,13 +226,7 @@ class Api:
                 answer_timeout_ms=_seconds(params, "answer_timeout_s", DEFAULT_ANSWER_TIMEOUT_S),
             )
         meta: dict[str, Any] = {"topic": spec.topic}
-        command = _get(params, "agent_command", list, None)
-        if command is not None:
-            if not command or not all(isinstance(a, str) for a in command):
-                raise _bad("agent_command is a non-empty list of strings (argv)")
-            meta["agent_command"] = command
-        self._notify_meta(params, meta)
-        _deliver_command(params, meta)
+        self._commands(params, meta)
         owner = self.contexts.for_new_room(params)
         if owner is not None:
             check_limits_for_fields(list(owner.limits), spec.field_names)
@@ -255,13 +248,7 @@ class Api:
         if url.host_peer_id == self.identity.peer_id:
             raise ApiError("conflict", "that join URL is for a room this daemon hosts; the guest needs its own daemon")
         meta: dict[str, Any] = {}
-        command = _get(params, "agent_command", list, None)
-        if command is not None:
-            if not command or not all(isinstance(a, str) for a in command):
-                raise _bad("agent_command is a non-empty list of strings (argv)")
-            meta["agent_command"] = command
-        self._notify_meta(params, meta)
-        _deliver_command(params, meta)
+        self._commands(params, meta)
         timeout = float(_get(params, "timeout_s", (int, float), 30))
         if not 0 < timeout <= 3600:
             raise _out_of_range(f"timeout_s must be a number of seconds above 0 and at most 3600, not {timeout!r}")
@@ -288,14 +275,16 @@ class Api:
                 view["warnings"] = [err.message + "; change it with `clawroom context write --room`"]
         return view
 
-    @staticmethod
-    def _notify_meta(params: dict[str, Any], meta: dict[str, Any]) -> None:
-        """`notify`: the owner's hook (argv) run with each question to the owner on stdin."""
-        command = _get(params, "notify", list, None)
-        if command is not None:
-            if not command or not all(isinstance(a, str) for a in command):
-                raise _bad("notify is a non-empty list of strings (argv)")
-            meta["notify"] = command
+    def _commands(self, params: dict[str, Any], meta: dict[str, Any]) -> None:
+        """The room's commands: its agent (`agent_command`), the owner's question hook (`notify`) and its
+        delivery hook (`deliver_command`); the last two default to the daemon's config (`notify`, `deliver`)."""
+        defaults = {"notify": self.config.notify, "deliver_command": self.config.deliver}
+        for name in ("agent_command", "notify", "deliver_command"):
+            command = _argv(params, name)
+            if command is None and defaults.get(name):
+                command = list(defaults[name])
+            if command is not None:
+                meta[name] = command
 
     async def room_ask_owner(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         live = self._room(params)

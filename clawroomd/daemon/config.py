@@ -9,6 +9,8 @@ TOML keys (all optional; relative paths are relative to the file's folder)::
     durability  = "normal"                # normal | full  (see clawroomd.daemon.store)
     max_request = 1048576                 # bytes per local-API request line
     advertise   = ["192.0.2.10:7643"]     # addresses put in join URLs (default: the listen address)
+    notify      = "notify-send clawroom"  # the owner's question hook for rooms without --notify
+    deliver     = "mail -s result me"     # the owner's delivery hook for rooms without --deliver
 
     [tuning]                              # every key and its bounds: clawroomd/daemon/tuning.py
     agent_timeout = 120                   # s for one run of a room's agent command
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +50,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 DURABILITIES = ("normal", "full")
 DEFAULT_MAX_REQUEST = 1 << 20
 # [tuning] keys checked here: (type, lowest, highest). PeerLimits field for each peer one below.
-_KNOWN_KEYS = {"state_dir", "socket", "listen", "log_level", "durability", "max_request", "advertise"}
+_KNOWN_KEYS = {
+    "state_dir", "socket", "listen", "log_level", "durability", "max_request", "advertise", "notify", "deliver"
+}  # fmt: skip
 
 
 class ConfigError(Exception):
@@ -66,6 +71,8 @@ class DaemonConfig:
     max_request: int = DEFAULT_MAX_REQUEST
     advertise: tuple[str, ...] = ()  # HOST:PORT put in join URLs; empty: the listen address
     tuning: Tuning = field(default_factory=Tuning)
+    notify: tuple[str, ...] = ()  # the owner's question hook for rooms that name none (argv)
+    deliver: tuple[str, ...] = ()  # the owner's delivery hook for rooms that name none (argv)
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -151,6 +158,24 @@ def _read_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _command(value: Any, key: str) -> tuple[str, ...]:
+    """A hook command from the config file: a string split like a shell line, or an argv list."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        try:
+            argv = shlex.split(value)
+        except ValueError as e:
+            raise ConfigError(f"{key}: {e}") from None
+    elif isinstance(value, list) and all(isinstance(a, str) for a in value):
+        argv = list(value)
+    else:
+        raise ConfigError(f"{key} must be a command line or a list of strings, not {value!r}")
+    if not argv or not all(argv):
+        raise ConfigError(f"{key} must name a command")
+    return tuple(argv)
+
+
 def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> DaemonConfig:
     """Parse `argv` (default sys.argv[1:]) and the optional --config file into a DaemonConfig.
 
@@ -226,6 +251,8 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         durability=durability,
         max_request=max_request,
         advertise=tuple(advertise),
+        notify=_command(file_data.get("notify"), "notify"),
+        deliver=_command(file_data.get("deliver"), "deliver"),
         tuning=tuning,
         extra=MappingProxyType(extra),
     )

@@ -21,19 +21,28 @@ from clawroomd.daemon.wiring import Daemon
 FAST_LINKS = {"keepalive_interval": 0.5, "dead_after": 3.0, "max_backoff": 0.3, "send_timeout": 5.0}
 
 
-def daemon_config(folder: Path, tuning: Mapping[str, float] | None = None, port: int = 0) -> DaemonConfig:
+def daemon_config(
+    folder: Path, tuning: Mapping[str, float] | None = None, port: int = 0, **settings: Any
+) -> DaemonConfig:
+    """`settings`: other DaemonConfig fields (e.g. `deliver=("cmd",)`)."""
     return DaemonConfig(
         state_dir=folder,
         socket_path=folder / "unused.sock",
         listen_host="127.0.0.1",
         listen_port=port,
         tuning=Tuning.from_table(FAST_LINKS if tuning is None else tuning),
+        **settings,
     )
 
 
 @asynccontextmanager
 async def open_daemon(
-    folder: Path, *, tuning: Mapping[str, float] | None = None, identity: Identity | None = None, port: int = 0
+    folder: Path,
+    *,
+    tuning: Mapping[str, float] | None = None,
+    identity: Identity | None = None,
+    port: int = 0,
+    **settings: Any,
 ) -> AsyncIterator[Daemon]:
     """A started daemon whose state lives in `folder` (created 0700); stopped and closed on exit.
 
@@ -44,7 +53,7 @@ async def open_daemon(
     try:
         async with trio.open_nursery() as nursery:
             daemon = Daemon(
-                config=daemon_config(folder, tuning, port),
+                config=daemon_config(folder, tuning, port, **settings),
                 store=store,
                 identity=identity or Identity.from_seed(os.urandom(32)),
                 static_key=os.urandom(32),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from clawroomd.daemon.errors import ApiError
 from clawroomd.testing.inprocess import FAST_LINKS, call, open_daemon, open_room, until
@@ -222,3 +223,40 @@ async def test_the_agent_gets_its_owners_answer_in_its_next_document(tmp_path: P
         assert not first["answers"]
         (answer,) = last["answers"]
         assert answer["question"] == QUESTION and answer["approved"] is False and answer["text"] == "no"
+
+
+ASKER = """
+import json, sys
+doc = json.load(sys.stdin)
+with open(sys.argv[1], "a") as f:
+    f.write(json.dumps({"seq": doc["seq"], "answers": doc.get("answers")}) + "\\n")
+if not doc.get("answers"):
+    print(json.dumps({"action": "ask_owner", "question": "Go above 50000?", "field": "price", "value": "52000"}))
+else:
+    print(json.dumps({"text": "my owner said " + doc["answers"][0]["text"]}))
+"""
+
+
+async def test_an_agent_command_asks_its_owner_and_acts_on_the_answer(tmp_path: Path) -> None:
+    agent, seen = tmp_path / "agent.py", tmp_path / "seen.jsonl"
+    agent.write_text(ASKER)
+    async with open_daemon(tmp_path / "host") as host, open_daemon(tmp_path / "guest") as guest:
+        room_id = await open_room(
+            host, guest, fields=["price"], agent_command=[sys.executable, str(agent), str(seen)]
+        )
+        inbox: dict[str, Any] = {}
+
+        async def asked() -> bool:
+            inbox.update(await call(host, "owner.inbox"))
+            return bool(inbox["questions"])
+
+        for _ in range(300):
+            if await asked():
+                break
+            await trio.sleep(0.02)
+        (question,) = inbox["questions"]
+        assert question["question"] == "Go above 50000?" and question["field"] == "price"
+        await until(lambda: "host" in guest.rooms[room_id].state.consulting)
+        await call(host, "room.answer", room_id=room_id, approved=True, text="yes")
+        await until(lambda: [e.kind for e in guest.rooms[room_id].core.log][-1] == "message")
+        assert guest.rooms[room_id].core.log[-1].body.text == "my owner said yes"

@@ -3,8 +3,10 @@
 The command gets one JSON document on stdin (who we are, the seq and head of the room it describes, the
 status card, the transcript, and `owner`: its owner's context, the private facts marked as never to be
 shared) and prints one JSON document: `{"text": ..., "moves": [...]}` to send a message,
-`{"action": "close"}` to propose or countersign the close, `{"action": "cancel", "reason": ...}`, or
-`{"action": "wait"}`. Nobody relays or nudges: the daemon is the poller.
+`{"action": "close"}` to propose or countersign the close, `{"action": "cancel", "reason": ...}`,
+`{"action": "ask_owner", "question": ..., "options"?, "field"?, "value"?}` to escalate (the room waits for
+the owner; the answer is in the next document's `answers`), or `{"action": "wait"}`. Nobody relays or
+nudges: the daemon is the poller.
 
 Replies bind to what they saw (DESIGN §4): a reply is submitted with `expect_seq` = the seq of its
 document, so an `accept` takes the value the agent was shown, and a reply the room has moved past is
@@ -18,12 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import trio
 
-from .errors import ApiError
+from .errors import ApiError, check_seq
 from .live import LiveRoom
 from .moves import Moves
 from .views import status_view
@@ -31,6 +33,12 @@ from .views import status_view
 log = logging.getLogger("clawroomd.agent")
 MAX_OUTPUT = 256 * 1024
 MAX_FAILURES = 3
+
+
+class AskOwner(Protocol):
+    def __call__(
+        self, live: LiveRoom, question: object, options: object, field: object, value: object
+    ) -> Awaitable[dict[str, Any]]: ...
 
 
 class AgentRunner:
@@ -44,8 +52,10 @@ class AgentRunner:
         queued_move: Callable[[LiveRoom], str | None],
         timeout: float,
         answers: Callable[[str], list[dict[str, Any]]] = lambda room_id: [],
+        ask: AskOwner | None = None,
     ) -> None:
         self.moves = moves
+        self.ask = ask  # escalation (Questions.ask): the agent's `ask_owner` action
         self.answers = answers  # the owner's answers to this room's questions (Questions.answers)
         self.queued_move = queued_move
         self.timeout = timeout
@@ -124,6 +134,11 @@ async def _one_turn(runner: AgentRunner, live: LiveRoom, argv: list[str]) -> Non
         await moves.submit(live, lambda: moves.close_body(live), expect_seq=base)
     elif action == "cancel":
         await moves.cancel(live, str(reply.get("reason", "the agent gave up")), expect_seq=base)
+    elif action == "ask_owner":
+        if runner.ask is None:
+            raise ValueError("this daemon cannot ask the owner")
+        check_seq(base, live.state.seq)  # a question about a state that has moved on is not asked
+        await runner.ask(live, reply.get("question"), reply.get("options"), reply.get("field"), reply.get("value"))
     elif action == "send":
         text, raw = reply.get("text", ""), reply.get("moves", [])
         if not isinstance(text, str) or not isinstance(raw, list):

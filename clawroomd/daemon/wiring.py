@@ -85,6 +85,7 @@ class Daemon:
             queued_move=self.guest_side.queued_move,
             timeout=tuning.agent_timeout,
             answers=self.questions.answers,
+            ask=self.questions.ask,
         )
         self.results = Results(store, questions=self.questions.for_summary)
         self.delivery = Delivery(store, self.results)

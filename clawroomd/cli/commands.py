@@ -57,6 +57,21 @@ def _agent_argv(command: str | None, option: str = "--agent") -> list[str] | Non
     return argv
 
 
+def _room_commands(cfg: Config) -> dict[str, Any]:
+    """create's and join's per-room commands and owner context, as room.create/room.join take them."""
+    params: dict[str, Any] = {}
+    for text, option, key in (
+        (cfg.agent, "--agent", "agent_command"),
+        (cfg.notify, "--notify", "notify"),
+        (cfg.deliver, "--deliver", "deliver_command"),
+    ):
+        if (argv := _agent_argv(text, option)) is not None:
+            params[key] = argv
+    if cfg.context is not None:
+        params["context"] = cfg.context
+    return params
+
+
 def _base(cfg: Config, c: Client) -> int:
     """The seq a move is bound to (SPEC §15.7 `expect_seq`): --expect-seq, else the room as it is now,
     so a move is never applied to a later state than the one the command started from."""
@@ -90,14 +105,7 @@ def cmd_create(cfg: Config) -> int:
             params[key] = parse_duration(text, option)
     if cfg.advertise:
         params["advertise"] = cfg.advertise
-    if (argv := _agent_argv(cfg.agent)) is not None:
-        params["agent_command"] = argv
-    if (argv := _agent_argv(cfg.notify, "--notify")) is not None:
-        params["notify"] = argv
-    if (argv := _agent_argv(cfg.deliver, "--deliver")) is not None:
-        params["deliver_command"] = argv
-    if cfg.context is not None:
-        params["context"] = cfg.context
+    params.update(_room_commands(cfg))
     with _client(cfg) as c:
         view = c.call("room.create", **params)
     url = view["join_url"]
@@ -135,14 +143,7 @@ def cmd_join(cfg: Config) -> int:
             "(clawroom://join/<room>?peer=...&s=...)"
         )
     params: dict[str, Any] = {"join_url": url, "label": cfg.label, "timeout_s": cfg.timeout}
-    if (argv := _agent_argv(cfg.agent)) is not None:
-        params["agent_command"] = argv
-    if (argv := _agent_argv(cfg.notify, "--notify")) is not None:
-        params["notify"] = argv
-    if (argv := _agent_argv(cfg.deliver, "--deliver")) is not None:
-        params["deliver_command"] = argv
-    if cfg.context is not None:
-        params["context"] = cfg.context
+    params.update(_room_commands(cfg))
     with _client(cfg, timeout=cfg.timeout + 15) as c:
         view = c.call("room.join", **params)
     host = view["participants"]["host"]

@@ -22,6 +22,7 @@ LAYERS = {
     "testing": 4,
     "cli": 5,
     "demo": 6,
+    "onefile": 7,  # the single-file entry point: it picks the CLI or the daemon
 }
 
 

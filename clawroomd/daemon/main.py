@@ -1,7 +1,9 @@
 """``clawroomd``: the daemon's entry point (also ``python -m clawroomd.daemon``).
 
 Runs in the foreground (systemd style): logs to stderr, sends ``READY=1`` to ``$NOTIFY_SOCKET`` once
-the local API and the peer listener are bound, stops cleanly on SIGTERM or SIGINT.
+the local API and the peer listener are bound, stops cleanly on SIGTERM or SIGINT. Under socket
+activation (``LISTEN_PID``/``LISTEN_FDS``, systemd/clawroomd.socket) it serves the local API on the
+inherited listening socket instead of binding --socket (activation.py).
 
 Exit codes:
 
@@ -12,8 +14,8 @@ Exit codes:
 3     another clawroomd is already running with this state dir
 4     cannot start: unsafe or unusable state dir, key files, database or socket (a state dir that
       exists with group/other access is refused, never chmod-ed; a damaged or foreign database, or
-      one that lacks rooms whose transcripts are in rooms/, is refused), or the listen address
-      cannot be bound
+      one that lacks rooms whose transcripts are in rooms/, is refused), the listen address
+      cannot be bound, or the socket passed by socket activation is not a listening Unix stream socket
 ====  ===============================================================================================
 """
 
@@ -21,8 +23,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import logging
 import os
+import socket
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -109,6 +113,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     raise_fd_limit()
 
+    from .activation import ActivationError, take_inherited_socket
+
+    try:
+        # Before anything else, so that the LISTEN_* variables never reach the commands we run.
+        inherited = take_inherited_socket()
+    except ActivationError as e:
+        log.error("cannot start: socket activation: %s", e)
+        return EXIT_CANNOT_START
+    if inherited is not None:
+        inherited_path = os.fsdecode(inherited.getsockname())
+        log.info("local API: socket %s passed in by the supervisor (socket activation)", inherited_path)
+        if os.path.abspath(inherited_path) != str(config.socket_path.absolute()):
+            log.warning(
+                "the inherited socket %s is not the configured --socket %s; serving on the inherited one",
+                inherited_path, config.socket_path,
+            )  # fmt: skip
+
     from clawroomd.keyfile import KeyFileError, load_or_create_identity, load_or_create_secret
     from clawroomd.private_files import UnsafeFolder, ensure_private_dir
 
@@ -151,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except startup_errors as e:
                 log.error("cannot start: %s", e)
                 return EXIT_CANNOT_START
-            return _run(config, store, identity, static_key, startup_errors)
+            return _run(config, store, identity, static_key, startup_errors, inherited)
         finally:
             store.close()
     finally:
@@ -164,6 +185,7 @@ def _run(
     identity: Identity,
     static_key: bytes,
     startup_errors: tuple[type[BaseException], ...],
+    inherited: socket.socket | None = None,
 ) -> int:
     import trio
 
@@ -174,7 +196,9 @@ def _run(
     async def runner() -> None:
         nonlocal started
         async with trio.open_nursery() as nursery:
-            await nursery.start(run_daemon, config, store, identity, static_key)
+            await nursery.start(
+                functools.partial(run_daemon, config, store, identity, static_key, inherited_socket=inherited)
+            )
             started = True
 
     log.info("clawroomd %s starting (pid %d, state dir %s)", clawroomd.__version__, os.getpid(), config.state_dir)

@@ -338,16 +338,27 @@ async def serve_rpc(
     max_request: int = MAX_REQUEST,
     max_outgoing: int = MAX_OUTGOING,
     notify_budget: int = DEFAULT_NOTIFY_BUDGET,
+    inherited: socket.socket | None = None,
     task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the local API on the Unix socket `path` until cancelled; removes the socket file on exit.
 
     Use ``path = await nursery.start(serve_rpc, path, dispatcher)``: it returns once the socket is bound
     and listening. Raises SocketSetupError (before starting) if the socket cannot be used safely.
+
+    `inherited`: a listening AF_UNIX socket from the supervisor (socket activation, see activation.py).
+    It is served instead of binding `path`, and its file is left alone on exit: systemd owns it and
+    keeps listening on it while we are stopped. The started value is then the inherited socket's path.
     """
-    path = Path(path).absolute()
-    listener = await bind_unix_listener(path)
-    ino = path.stat().st_ino
+    if inherited is not None:
+        path = Path(os.fsdecode(inherited.getsockname()))
+        inherited.listen(LISTEN_BACKLOG)  # on Linux this only raises the queue of a listening socket
+        listener = trio.SocketListener(trio.socket.from_stdlib_socket(inherited))
+        ino = None  # not ours to remove
+    else:
+        path = Path(path).absolute()
+        listener = await bind_unix_listener(path)
+        ino = path.stat().st_ino
     server = _Server(dispatcher, max_request=max_request, max_outgoing=max_outgoing, notify_budget=notify_budget)
     try:
         log.info("listening on %s", path)
@@ -356,5 +367,5 @@ async def serve_rpc(
             task_status.started(path)
     finally:
         with contextlib.suppress(OSError):
-            if path.stat().st_ino == ino:  # never remove a socket some later daemon bound
+            if ino is not None and path.stat().st_ino == ino:  # never remove a socket some later daemon bound
                 path.unlink()

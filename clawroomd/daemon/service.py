@@ -12,7 +12,8 @@ Order of start-up inside ``run_daemon``:
    ``task_status.started(DaemonStarted(...))`` for in-process callers (tests).
 
 On SIGTERM or SIGINT: ``STOPPING=1``, then the nursery is cancelled: every task ends, the socket file
-is removed by serve_rpc. The caller (main) closes the store after run_daemon returns.
+is removed by serve_rpc (unless systemd passed it in: socket activation leaves it to systemd). The
+caller (main) closes the store after run_daemon returns.
 """
 
 from __future__ import annotations
@@ -92,12 +93,15 @@ async def run_daemon(
     static_key: bytes,
     *,
     env: Mapping[str, str] | None = None,
+    inherited_socket: socket.socket | None = None,
     task_status: trio.TaskStatus[DaemonStarted] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the daemon until SIGTERM/SIGINT (or cancellation); see the module docstring.
 
     NOTIFY_SOCKET is read from `env` (default os.environ) and removed from os.environ so that commands
     the daemon runs later do not inherit it. Must run in the main thread (signal handling).
+    `inherited_socket`: the local API's listening socket from systemd (activation.py), served instead
+    of binding config.socket_path.
     """
     from .wiring import Daemon
 
@@ -107,7 +111,7 @@ async def run_daemon(
         daemon = Daemon(config=config, store=store, identity=identity, static_key=static_key, nursery=nursery)
         socket_path = await nursery.start(
             functools.partial(serve_rpc, config.socket_path, daemon, max_request=config.max_request,
-                              notify_budget=config.tuning.watch_memory)
+                              notify_budget=config.tuning.watch_memory, inherited=inherited_socket)
         )
         listen = list(await nursery.start(daemon.start))
         log.info(

@@ -43,9 +43,12 @@ class DaemonProcess:
         tuning: dict[str, Any] | None = None,
         log_level: str = "info",
         env: dict[str, str] | None = None,
+        listen_fd: int | None = None,
     ) -> None:
         """`env`: extra environment for the daemon; a PYTHONPATH there goes in front of clawroomd's own
-        (tests use it to load a sitecustomize that shifts the daemon's wall clock)."""
+        (tests use it to load a sitecustomize that shifts the daemon's wall clock).
+        `listen_fd`: a listening socket handed over as systemd does (fd 3, LISTEN_FDS=1, LISTEN_PID=the
+        daemon's pid); `self.socket` should then be its path."""
         self.folder = Path(folder)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
@@ -58,6 +61,7 @@ class DaemonProcess:
         self.config.write_text("[tuning]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in (tuning or {}).items()))
         self.log_level = log_level
         self.extra_env = dict(env or {})
+        self.listen_fd = listen_fd
         self.proc: subprocess.Popen[bytes] | None = None
 
     def launch(self) -> None:
@@ -82,8 +86,19 @@ class DaemonProcess:
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         for key, value in self.extra_env.items():
             env[key] = value + os.pathsep + env[key] if key == "PYTHONPATH" else value
+        activation: dict[str, Any] = {}
+        if self.listen_fd is not None:
+            # LISTEN_PID must be the daemon's own pid, known only in the child: a shim sets it and execs
+            # (same pid). The socket is dup2-ed to fd 3 (without close-on-exec) before the fds are closed.
+            shim = "import os, sys; os.environ['LISTEN_PID'] = str(os.getpid()); os.execv(sys.argv[1], sys.argv[1:])"
+            argv = [sys.executable, "-c", shim, *argv]
+            env.update(LISTEN_FDS="1", LISTEN_FDNAMES="clawroomd-api")
+            fd = self.listen_fd
+            activation = {"pass_fds": (3,), "preexec_fn": lambda: os.dup2(fd, 3)}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, **activation
+            )
 
     def wait_ready(self, timeout: float = 15.0) -> dict[str, Any]:
         """Poll until the daemon answers daemon.info (returned); RuntimeError with its log if it does not."""

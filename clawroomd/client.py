@@ -202,6 +202,61 @@ def _notification(msg: dict[str, Any]) -> dict[str, Any]:
     return {"method": msg["method"], "params": msg.get("params")}
 
 
+# ------------------------------------------------------------------------------------------ following
+class WatchCursor:
+    """Where a follower of `room.watch` is: the rules that make it never skip nor repeat an event, shared by
+    the sync `watch_events` and the `clawroom.aio` library (which owns its own connections).
+
+    The daemon can find the room closed while it is still sending the events before it, and then sends
+    room.closed without the rest: `closing` turns a transcript read after `seq` into the missing
+    room.event notifications, so no event is ever missed.
+    """
+
+    def __init__(self, room_id: str, after: int = -1) -> None:
+        self.room_id = room_id
+        self.seq = after
+        self.closed = False
+
+    def take(self, note: dict[str, Any]) -> dict[str, Any] | None:
+        """`note` to pass on (None: an event already seen). Check `is_close` first."""
+        if note["method"] == "room.event":
+            event_seq = (note.get("params") or {})["event"]["seq"]
+            if event_seq <= self.seq:
+                return None
+            self.seq = event_seq
+        return note
+
+    @staticmethod
+    def is_close(note: dict[str, Any]) -> bool:
+        return bool(note["method"] == "room.closed")
+
+    def closing(self, transcript: dict[str, Any], note: dict[str, Any]) -> list[dict[str, Any]]:
+        """The notes to pass on for room.closed `note`, given ``room.transcript(after=self.seq)``."""
+        notes = []
+        for event in transcript["events"]:
+            if event["seq"] > self.seq:
+                self.seq = event["seq"]
+                notes.append({"method": "room.event", "params": {"room_id": self.room_id, "event": event}})
+        self.closed = True
+        return [*notes, note]
+
+
+def watch_events(c: Client, room_id: str, after: int = -1, *, silence: float | None = None) -> Iterator[dict[str, Any]]:
+    """Subscribe with room.watch on `c` and yield its notifications until room.closed (included), with
+    every event after `after` exactly once (see WatchCursor). Raises TimeoutError after `silence` seconds
+    without a notification (None: wait for ever)."""
+    cursor = WatchCursor(room_id, after)
+    c.call("room.watch", room_id=room_id, after=after)
+    for note in c.notifications(timeout=silence):
+        if cursor.is_close(note):
+            yield from cursor.closing(c.call("room.transcript", room_id=room_id, after=cursor.seq), note)
+            return
+        if (passed := cursor.take(note)) is not None:
+            yield passed
+    c.call("daemon.info")  # notifications() ended: a lost connection raises here, else it was the silence
+    raise TimeoutError(f"nothing happened in room {room_id} for {silence:g} s")
+
+
 # ------------------------------------------------------------------------------------------- sync client
 class Client:
     """Blocking client; one connection, calls one at a time. Not thread-safe.

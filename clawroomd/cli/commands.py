@@ -11,13 +11,12 @@ import shlex
 import sys
 from typing import Any
 
-from clawroomd.client import Client, ConnectionLost
+from clawroomd.client import Client, ConnectionLost, watch_events
 from clawroomd.core.ids import is_room_id
 
 from . import render
 from .exits import EXIT_ERROR, EXIT_OK, JoinURLError, UsageError
 from .options import Config
-from .watching import watch_events
 
 CALL_TIMEOUT = 60.0  # seconds to wait for any one answer (join adds its own timeout)
 RESULT_WAIT_MAX = 366 * 86400.0  # `result --wait` without --timeout: as long as the daemon allows

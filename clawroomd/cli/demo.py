@@ -17,12 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from clawroomd.client import ApiError, Client
+from clawroomd.client import ApiError, Client, watch_events
 from clawroomd.testing import DaemonProcess, free_port
 
 from . import render
 from .exits import EXIT_ERROR, EXIT_OK, CommandFailed
-from .watching import watch_events
 
 TOPIC = "Negotiate API Contract for Payments v3"
 GOAL = "Align on the Payments v3 contract"

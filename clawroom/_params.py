@@ -62,3 +62,24 @@ def send_params(
     if sid:
         params["sid"] = sid
     return params
+
+
+class RoomBase:
+    """What the sync Room and the trio AsyncRoom share: the room's id and join URL, our role, and the last
+    seq this object saw (the one `send`/`close` are bound to by default)."""
+
+    kind = "Room"
+
+    def __init__(self, view: dict[str, Any]) -> None:
+        self.id: str = view["room_id"]
+        self.join_url: str | None = view.get("join_url")
+        self.role: str = view.get("role", "")
+        self.seq: int | None = view.get("seq")
+        self.view = view
+
+    def __repr__(self) -> str:
+        return f"<clawroom.{self.kind} {self.id} {self.role}>"
+
+    def _saw(self, seq: int | None) -> None:
+        if seq is not None and (self.seq is None or seq > self.seq):
+            self.seq = seq

@@ -21,7 +21,7 @@ import trio
 
 from clawroomd import client
 
-from ._params import CALL_TIMEOUT, RESULT_WAIT_MAX, api_params, send_params
+from ._params import CALL_TIMEOUT, RESULT_WAIT_MAX, RoomBase, api_params, send_params
 from .errors import RoomClosed, translated
 
 __all__ = ["AsyncConnection", "AsyncRoom", "RoomWatch", "connect", "create", "join", "room", "rooms"]
@@ -59,19 +59,14 @@ class AsyncConnection:
         return AsyncRoom(self, await self.call("room.status", room_id=room_id))
 
 
-class AsyncRoom:
+class AsyncRoom(RoomBase):
     """As clawroom.Room, for trio: moves bound to the last seq seen, the same errors."""
 
-    def __init__(self, conn: AsyncConnection, view: dict[str, Any]) -> None:
-        self.conn = conn
-        self.id: str = view["room_id"]
-        self.join_url: str | None = view.get("join_url")
-        self.role: str = view.get("role", "")
-        self.seq: int | None = view.get("seq")
-        self.view = view
+    kind = "aio.AsyncRoom"
 
-    def __repr__(self) -> str:
-        return f"<clawroom.aio.AsyncRoom {self.id} {self.role}>"
+    def __init__(self, conn: AsyncConnection, view: dict[str, Any]) -> None:
+        super().__init__(view)
+        self.conn = conn
 
     async def _call(self, method: str, /, **params: Any) -> Any:
         return await self.conn.call(method, room_id=self.id, **params)
@@ -83,10 +78,6 @@ class AsyncRoom:
             await self.status()
         assert self.seq is not None
         return self.seq
-
-    def _saw(self, seq: int | None) -> None:
-        if seq is not None and (self.seq is None or seq > self.seq):
-            self.seq = seq
 
     async def status(self) -> dict[str, Any]:
         self.view = dict(await self._call("room.status"))

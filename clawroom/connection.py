@@ -15,7 +15,7 @@ from typing import Any
 
 from clawroomd import client
 
-from ._params import CALL_TIMEOUT, RESULT_WAIT_MAX, api_params, send_params
+from ._params import CALL_TIMEOUT, RESULT_WAIT_MAX, RoomBase, api_params, send_params
 from .errors import RoomClosed, translated
 
 
@@ -70,21 +70,14 @@ class Connection:
         return Room(self, self.call("room.status", room_id=room_id))
 
 
-class Room:
+class Room(RoomBase):
     """One room on this daemon, from this side. ``send``/``close`` are bound (``expect_seq``) to the seq
     of the last status, event or turn this object saw, so a move is never applied to a room that moved on
     since: that raises StaleState, and ``status()`` re-reads."""
 
     def __init__(self, conn: Connection, view: dict[str, Any]) -> None:
+        super().__init__(view)
         self.conn = conn
-        self.id: str = view["room_id"]
-        self.join_url: str | None = view.get("join_url")
-        self.role: str = view.get("role", "")
-        self.seq: int | None = view.get("seq")
-        self.view = view
-
-    def __repr__(self) -> str:
-        return f"<clawroom.Room {self.id} {self.role}>"
 
     def _call(self, method: str, /, **params: Any) -> Any:
         return self.conn.call(method, room_id=self.id, **params)
@@ -96,10 +89,6 @@ class Room:
             self.status()
         assert self.seq is not None
         return self.seq
-
-    def _saw(self, seq: int | None) -> None:
-        if seq is not None and (self.seq is None or seq > self.seq):
-            self.seq = seq
 
     def status(self) -> dict[str, Any]:
         """The status card (SPEC §15.7); what later moves are bound to."""

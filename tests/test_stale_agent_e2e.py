@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,12 @@ def clawroom(d: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
                           env=cli_env(), capture_output=True, text=True, timeout=30)  # fmt: skip
 
 
-def test_cli_send_and_close_are_bound_to_the_seq_they_start_from(tmp_path: Path) -> None:
+Joined = tuple[DaemonProcess, DaemonProcess, str]  # host, guest, room id
+
+
+@pytest.fixture
+def joined(tmp_path: Path) -> Iterator[Joined]:
+    """A host and a guest daemon sharing one room on the field `price` (the host moves first)."""
     host = DaemonProcess(tmp_path / "host", name="host", tuning=FAST).start()
     guest = DaemonProcess(tmp_path / "guest", name="guest", tuning=FAST).start()
     try:
@@ -98,51 +104,47 @@ def test_cli_send_and_close_are_bound_to_the_seq_they_start_from(tmp_path: Path)
         room = created["room_id"]
         guest.call("room.join", join_url=created["join_url"])
         wait_for("joined", lambda: host.call("room.status", room_id=room)["seq"] == 1)
-        ok = clawroom(host, "send", "--room", room, "--propose", "price=100", "--expect-seq", "1")
-        assert ok.returncode == 0, ok.stderr
-        wait_for("the guest sees 100", lambda: guest.call("room.status", room_id=room)["seq"] == 2)
-        ok = clawroom(guest, "send", "--room", room, "--accept", "price")  # bound to the seq it read: 2
-        assert ok.returncode == 0 and "accept price = 100" in ok.stdout, ok.stderr
-        wait_for("the host sees it", lambda: host.call("room.status", room_id=room)["seq"] == 3)
-        host.call("room.send", room_id=room, text="120 now", propose={"price": "120"})
-        wait_for("the guest sees 120", lambda: guest.call("room.status", room_id=room)["seq"] == 4)
-        # what the guest's owner decided on when the room stood at seq 2 is refused, not applied to 120
-        stale = clawroom(guest, "send", "--room", room, "--accept", "price", "--expect-seq", "2")
-        assert stale.returncode == 9 and "moved on from seq 2 to 4" in stale.stderr, stale
-        as_json = json.loads(clawroom(guest, "--json", "close", "--room", room, "--expect-seq", "3").stdout)
-        assert as_json == {"error": "stale_state", "message": as_json["message"], "exit_code": 9}
-        assert guest.call("room.status", room_id=room)["seq"] == 4
-        assert host.call("room.status", room_id=room)["seq"] == 4
+        yield host, guest, room
     finally:
         for d in (guest, host):
             d.stop()
 
 
-def test_a_queued_guest_move_holds_the_turn_until_it_lands(tmp_path: Path) -> None:
-    host = DaemonProcess(tmp_path / "host", name="host", tuning=FAST).start()
-    guest = DaemonProcess(tmp_path / "guest", name="guest", tuning=FAST).start()
-    try:
-        created = host.call("room.create", topic="price", fields=["price"], max_turns=10)
-        room = created["room_id"]
-        guest.call("room.join", join_url=created["join_url"])
-        wait_for("joined", lambda: host.call("room.status", room_id=room)["seq"] == 1)
-        host.call("room.send", room_id=room, text="100", propose={"price": "100"})
-        wait_for("the guest sees 100", lambda: guest.call("room.status", room_id=room)["seq"] == 2)
-        host.kill()
-        queued = guest.call("room.send", room_id=room, text="yes", accept=["price"])
-        assert queued["queued"] is True
-        # a second move on the same turn could only be refused by the host later: say so now
-        with pytest.raises(ApiError) as err:
-            guest.call("room.send", room_id=room, text="no, 90", propose={"price": "90"})
-        assert err.value.code == "conflict" and err.value.data["queued_sid"] == queued["sid"]
-        assert outbox_rows(guest) == 1
-        host.start()
-        wait_for("the queued move lands", lambda: guest.call("room.status", room_id=room)["seq"] == 3)
-        assert host.transcript(room) == guest.transcript(room)
-        last = json.loads(host.transcript(room).splitlines()[-1])
-        assert last["sid"] == queued["sid"] and last["body"]["moves"] == [{"op": "accept", "field": "price",
-                                                                           "value": "100"}]  # fmt: skip
-        assert outbox_rows(guest) == 0
-    finally:
-        for d in (guest, host):
-            d.stop()
+def test_cli_send_and_close_are_bound_to_the_seq_they_start_from(joined: Joined) -> None:
+    host, guest, room = joined
+    ok = clawroom(host, "send", "--room", room, "--propose", "price=100", "--expect-seq", "1")
+    assert ok.returncode == 0, ok.stderr
+    wait_for("the guest sees 100", lambda: guest.call("room.status", room_id=room)["seq"] == 2)
+    ok = clawroom(guest, "send", "--room", room, "--accept", "price")  # bound to the seq it read: 2
+    assert ok.returncode == 0 and "accept price = 100" in ok.stdout, ok.stderr
+    wait_for("the host sees it", lambda: host.call("room.status", room_id=room)["seq"] == 3)
+    host.call("room.send", room_id=room, text="120 now", propose={"price": "120"})
+    wait_for("the guest sees 120", lambda: guest.call("room.status", room_id=room)["seq"] == 4)
+    # what the guest's owner decided on when the room stood at seq 2 is refused, not applied to 120
+    stale = clawroom(guest, "send", "--room", room, "--accept", "price", "--expect-seq", "2")
+    assert stale.returncode == 9 and "moved on from seq 2 to 4" in stale.stderr, stale
+    as_json = json.loads(clawroom(guest, "--json", "close", "--room", room, "--expect-seq", "3").stdout)
+    assert as_json == {"error": "stale_state", "message": as_json["message"], "exit_code": 9}
+    assert guest.call("room.status", room_id=room)["seq"] == 4
+    assert host.call("room.status", room_id=room)["seq"] == 4
+
+
+def test_a_queued_guest_move_holds_the_turn_until_it_lands(joined: Joined) -> None:
+    host, guest, room = joined
+    host.call("room.send", room_id=room, text="100", propose={"price": "100"})
+    wait_for("the guest sees 100", lambda: guest.call("room.status", room_id=room)["seq"] == 2)
+    host.kill()
+    queued = guest.call("room.send", room_id=room, text="yes", accept=["price"])
+    assert queued["queued"] is True
+    # a second move on the same turn could only be refused by the host later: say so now
+    with pytest.raises(ApiError) as err:
+        guest.call("room.send", room_id=room, text="no, 90", propose={"price": "90"})
+    assert err.value.code == "conflict" and err.value.data["queued_sid"] == queued["sid"]
+    assert outbox_rows(guest) == 1
+    host.start()
+    wait_for("the queued move lands", lambda: guest.call("room.status", room_id=room)["seq"] == 3)
+    assert host.transcript(room) == guest.transcript(room)
+    last = json.loads(host.transcript(room).splitlines()[-1])
+    assert last["sid"] == queued["sid"] and last["body"]["moves"] == [{"op": "accept", "field": "price",
+                                                                       "value": "100"}]  # fmt: skip
+    assert outbox_rows(guest) == 0

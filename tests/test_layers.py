@@ -21,6 +21,7 @@ LAYERS = {
     "daemon": 3,
     "testing": 4,
     "cli": 5,
+    "mcp_server": 5,  # `clawroom mcp`: a client of the daemon like the CLI, started by it
     "demo": 6,
     "onefile": 7,  # the single-file entry point: it picks the CLI or the daemon
 }

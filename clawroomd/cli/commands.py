@@ -15,7 +15,7 @@ from clawroomd.client import Client, ConnectionLost, watch_events
 from clawroomd.core.ids import is_room_id
 
 from . import render
-from .exits import EXIT_ERROR, EXIT_OK, JoinURLError, UsageError
+from .exits import EXIT_ERROR, EXIT_OK, CommandFailed, JoinURLError, UsageError
 from .options import Config
 
 CALL_TIMEOUT = 60.0  # seconds to wait for any one answer (join adds its own timeout)
@@ -439,3 +439,12 @@ def cmd_demo(cfg: Config) -> int:
     from .demo import run_demo
 
     return run_demo(keep=cfg.keep, as_json=cfg.json)
+
+
+def cmd_mcp(cfg: Config) -> int:
+    from clawroomd import mcp_server
+
+    if not mcp_server.sdk_available():
+        raise CommandFailed(mcp_server.INSTALL_HINT)
+    mcp_server.serve(cfg.socket)
+    return EXIT_OK

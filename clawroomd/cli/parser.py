@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _context_commands(cmd("context", "Write or show your owner context (kept only on this machine)."), parent, fmt)
 
+    cmd("mcp", "Serve MCP on stdin/stdout so an MCP client (claude mcp add clawroom -- clawroom mcp) sits in rooms.")
     d = cmd("demo", "Run two real daemons on this machine and let two scripted agents negotiate a room.")
     d.add_argument("--keep", action="store_true", help="keep the temporary state folders and print where they are")
     return p

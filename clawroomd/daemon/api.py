@@ -152,6 +152,7 @@ class Api:
             "room.result": self.room_result,
             "room.ask_owner": self.room_ask_owner,
             "room.answer": self.room_answer,
+            "room.answers": self.room_answers,
             "owner.inbox": self.owner_inbox,
             "room.summary": self.room_summary,
             **contexts.methods,
@@ -296,6 +297,13 @@ class Api:
         live = self._room(params)
         approved = _get(params, "approved", bool, what=" (true: approve, false: reject)")
         return await self.questions.answer(live, approved=approved, text=params.get("text"))
+
+    async def room_answers(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
+        """The room's pending question and its owner's answers, for an agent the daemon does not run (an
+        agent command gets the answers in its document)."""
+        live = self._room(params)
+        pending = self.questions.pending.get(live.room_id)
+        return {"room_id": live.room_id, "pending": pending, "answers": self.questions.answers(live.room_id)}
 
     async def owner_inbox(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         return {"questions": self.questions.inbox()}

@@ -16,6 +16,7 @@ from llm_server import Canned, ModelServer, Request, action
 
 from clawroomd.llm.action import BadReply, action_schema, check_action
 from clawroomd.llm.command import llm_agent_argv
+from clawroomd.llm.driver import on_this_machine
 from clawroomd.llm.prompt import build_messages
 from clawroomd.testing import free_port
 
@@ -156,3 +157,19 @@ def test_an_unreachable_endpoint_is_a_clear_error() -> None:
         [sys.executable, "-m", "clawroomd.llm", "--model", "m"], input="not json", capture_output=True, text=True
     )
     assert bad.returncode == 2 and "stdin must be the daemon's agent document" in bad.stderr
+
+
+def test_private_facts_stay_off_a_model_that_is_not_on_this_machine() -> None:
+    assert on_this_machine("http://localhost:11434/v1") and on_this_machine("http://127.0.0.2:8080/v1")
+    assert on_this_machine("http://[::1]:8000/v1")
+    assert not on_this_machine("https://api.openai.com/v1") and not on_this_machine("http://192.168.1.5:11434/v1")
+    d = doc()
+    d["owner"] = {"owner_name": "alice", "private_facts": ["ceiling 48,500"]}
+    d["refused"] = {"code": "leak_blocked", "message": "'48.5k' gives away ('ceiling 48,500')", "reply": {}}
+    _, user = (m["content"] for m in build_messages(d, share_private=False))
+    assert "ceiling 48,500" not in user and "1 private fact(s) that are kept from you" in user
+    assert "gives away ('[a private fact]')" in user
+    with ModelServer({"m": [action("wait")]}) as server:  # 127.0.0.1, so only --private-facts omit keeps them out
+        out = run_driver(d, server.base_url, "--private-facts", "omit")
+    assert out.returncode == 0 and "ceiling 48,500" not in server.requests[0].prompt
+    assert "private facts are not sent to the model" in out.stderr

@@ -16,11 +16,13 @@ or input, 3 out of time for this turn.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from .action import BadReply, action_schema, check_action
 from .command import DEFAULT_BASE_URL, DEFAULT_KEY_ENV
@@ -63,6 +65,11 @@ def parser() -> argparse.ArgumentParser:
         help="schema: ask for response_format json_schema, falling back to plain JSON if the server refuses "
         "it (default); plain: never send response_format",
     )  # fmt: skip
+    p.add_argument(
+        "--private-facts", choices=("auto", "include", "omit"), default="auto",
+        help="put the owner's private facts into the prompt: auto (default) only when the endpoint is on this "
+        "machine (a loopback address), include, or omit",
+    )  # fmt: skip
     p.add_argument("--retries", type=int, default=2, metavar="N", help="asks again after an unusable reply (default 2)")
     p.add_argument("--timeout", type=float, metavar="S", help="seconds per turn at most (default: time left)")
     p.add_argument("--temperature", type=float, help="sampling temperature (default: the server's)")
@@ -81,9 +88,19 @@ def _budget(doc: dict[str, Any], cap: float | None) -> float:
     return budget
 
 
-async def ask(doc: dict[str, Any], chat: Any, retries: int) -> dict[str, Any]:
+def on_this_machine(base_url: str) -> bool:
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def ask(doc: dict[str, Any], chat: Any, retries: int, *, share_private: bool = True) -> dict[str, Any]:
     """The checked reply, asking again (with the error) after an unusable one, at most `retries` times."""
-    messages: list[dict[str, str]] = build_messages(doc)
+    messages: list[dict[str, str]] = build_messages(doc, share_private=share_private)
     schema = action_schema([f["name"] for f in doc["room"].get("fields", [])])
     for attempt in range(retries + 1):
         content = await chat.complete(messages, schema)
@@ -108,6 +125,9 @@ def run(args: argparse.Namespace, doc: dict[str, Any]) -> dict[str, Any]:
     from .chat import Chat, ChatError
 
     budget = _budget(doc, args.timeout)
+    share_private = args.private_facts == "include" or (args.private_facts == "auto" and on_this_machine(args.base_url))
+    if not share_private and (doc.get("owner") or {}).get("private_facts"):
+        log("the owner's private facts are not sent to the model (it is not on this machine)")
     options = {k: v for k, v in (("temperature", args.temperature), ("max_tokens", args.max_tokens)) if v is not None}
 
     async def main() -> dict[str, Any] | None:
@@ -122,7 +142,7 @@ def run(args: argparse.Namespace, doc: dict[str, Any]) -> dict[str, Any]:
                 log=log,
             )
             with trio.move_on_after(budget):
-                return await ask(doc, chat, args.retries)
+                return await ask(doc, chat, args.retries, share_private=share_private)
             return None
 
     try:

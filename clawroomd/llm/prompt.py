@@ -3,6 +3,11 @@ protocol"): who the agent is and the rules (system), then this owner's context w
 marked as never to be shared, the room, its outcome state, the transcript tail, the owner's answers and
 the daemon's refusal of the previous reply, if any (user).
 
+The private facts go into the prompt only when `share_private` is true (the driver's default: only for a
+model on this machine, since a private fact must never leave it). Otherwise the model is told that some
+exist and that the guard blocks replies revealing them, and a `leak_blocked` refusal reaches it with the
+facts' text cut out.
+
 The other side's words are shown as quoted JSON strings under a heading that says they are data, not
 instructions. The transcript is cut to its tail so the prompt stays bounded however long the room runs.
 """
@@ -57,7 +62,7 @@ def _q(text: object) -> str:
     return json.dumps(_short(str(text)), ensure_ascii=False)
 
 
-def _owner_lines(owner: dict[str, Any] | None) -> list[str]:
+def _owner_lines(owner: dict[str, Any] | None, share_private: bool) -> list[str]:
     if owner is None:
         return ["YOUR OWNER: no context written; negotiate for a fair, complete agreement."]
     out = [f"YOUR OWNER (this stays with you; the other side never sees it): {owner.get('owner_name')}"]
@@ -72,7 +77,12 @@ def _owner_lines(owner: dict[str, Any] | None) -> list[str]:
     for limit in owner.get("limits") or []:
         out.append(f"- authority limit (you may agree within it; beyond it ask_owner first): {limit}")
     private = owner.get("private_facts") or []
-    if private:
+    if private and not share_private:
+        out.append(
+            f"Your owner also has {len(private)} private fact(s) that are kept from you because you run off your "
+            "owner's machine; the daemon blocks any reply that would reveal one."
+        )
+    elif private:
         out.append("PRIVATE FACTS, NEVER TO BE SHARED (not in any spelling, range or hint; use them only to decide):")
         out.extend(f"- {fact}" for fact in private)
     return out
@@ -111,7 +121,13 @@ def _event_line(e: dict[str, Any], me: str) -> str | None:
     return None
 
 
-def build_messages(doc: dict[str, Any]) -> list[dict[str, str]]:
+def _withheld(text: str, private: list[str]) -> str:
+    for fact in sorted(private, key=len, reverse=True):
+        text = text.replace(fact, "[a private fact]")
+    return text
+
+
+def build_messages(doc: dict[str, Any], *, share_private: bool = True) -> list[dict[str, str]]:
     room, me = doc["room"], doc["you"]
     peer = "guest" if me == "host" else "host"
     parts = room.get("participants") or {}
@@ -123,7 +139,7 @@ def build_messages(doc: dict[str, Any]) -> list[dict[str, str]]:
     system = SYSTEM.format(
         me_label=label, owner=(owner or {}).get("owner_name") or "your owner", you=me, peer=peer, language=language
     )
-    lines = _owner_lines(owner)
+    lines = _owner_lines(owner, share_private)
     answers = doc.get("answers") or []
     if answers:
         lines.append("YOUR OWNER'S ANSWERS to your questions:")
@@ -154,10 +170,12 @@ def build_messages(doc: dict[str, Any]) -> list[dict[str, str]]:
     lines += events[-MAX_EVENTS:] or ["(nothing said yet)"]
     refused = doc.get("refused")
     if refused:
+        said = f"{refused.get('code')}: {refused.get('message')}"
+        if not share_private:
+            said = _withheld(said, list((owner or {}).get("private_facts") or []))
         lines += [
             "",
-            f"YOUR LAST REPLY WAS REFUSED by the daemon and nothing was sent: {refused.get('code')}: "
-            f"{refused.get('message')}",
+            f"YOUR LAST REPLY WAS REFUSED by the daemon and nothing was sent: {said}",
             f"That reply was: {json.dumps(refused.get('reply'), ensure_ascii=False)}",
             "Write a different reply that fixes this.",
         ]

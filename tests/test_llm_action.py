@@ -173,3 +173,27 @@ def test_private_facts_stay_off_a_model_that_is_not_on_this_machine() -> None:
         out = run_driver(d, server.base_url, "--private-facts", "omit")
     assert out.returncode == 0 and "ceiling 48,500" not in server.requests[0].prompt
     assert "private facts are not sent to the model" in out.stderr
+
+
+def test_the_cli_builds_the_driver_command_and_refuses_half_given_options(tmp_path: Path) -> None:
+    from clawroomd.cli.exits import EXIT_USAGE
+    from clawroomd.cli.llm_agent import llm_params
+    from clawroomd.cli.main import main as cli_main
+    from clawroomd.cli.parser import parse
+
+    cfg = parse(["create", "--topic", "t", "--field", "f", "--agent-llm", "llama3.1:8b", "--api-key-env", "MY_KEY"])
+    params = llm_params(cfg, env={"MY_KEY": "sk-x"})
+    assert params["agent_command"][1:] == [
+        "-m", "clawroomd.llm", "--model", "llama3.1:8b",
+        "--base-url", "http://localhost:11434/v1", "--api-key-env", "MY_KEY",
+    ]  # fmt: skip
+    assert params["agent_env"] == {"MY_KEY": "sk-x"} and "sk-x" not in params["agent_command"]
+    assert "agent_env" not in llm_params(cfg, env={})  # nothing to hand over: the daemon's environment is used
+    sock = str(tmp_path / "none.sock")  # never reached: each is refused before connecting
+    for args in (
+        ["create", "--topic", "t", "--field", "f", "--base-url", "http://x/v1"],
+        ["create", "--topic", "t", "--field", "f", "--agent-llm", "m", "--agent", "cat"],
+        ["join", "clawroom://join/x", "--agent-llm", "m", "--base-url", "localhost:11434"],
+        ["join", "clawroom://join/x", "--agent-llm", " "],
+    ):
+        assert cli_main(["--socket", sock, *args]) == EXIT_USAGE, args

@@ -18,6 +18,7 @@ LAYERS = {
     "keyfile": 1,
     "link": 1,
     "client": 2,
+    "llm": 2,  # the LLM agent driver: an agent command, a client of the agent protocol; never the daemon
     "daemon": 3,
     "testing": 4,
     "cli": 5,

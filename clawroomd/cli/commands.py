@@ -16,6 +16,7 @@ from clawroomd.core.ids import is_room_id
 
 from . import render
 from .exits import EXIT_ERROR, EXIT_OK, CommandFailed, JoinURLError, UsageError
+from .llm_agent import llm_params
 from .options import Config
 
 CALL_TIMEOUT = 60.0  # seconds to wait for any one answer (join adds its own timeout)
@@ -58,7 +59,7 @@ def _agent_argv(command: str | None, option: str = "--agent") -> list[str] | Non
 
 def _room_commands(cfg: Config) -> dict[str, Any]:
     """create's and join's per-room commands and owner context, as room.create/room.join take them."""
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = llm_params(cfg)
     for text, option, key in (
         (cfg.agent, "--agent", "agent_command"),
         (cfg.notify, "--notify", "notify"),

@@ -25,6 +25,9 @@ class Config:
     # create, join
     label: str = ""
     agent: str | None = None
+    agent_llm: str | None = None  # --agent-llm MODEL (cli/llm_agent.py), with:
+    base_url: str | None = None
+    api_key_env: str | None = None
     deliver: str | None = None  # the delivery hook (argv in one string, like --agent)
     # join
     url: str | None = None

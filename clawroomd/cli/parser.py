@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .exits import EPILOG
+from .llm_agent import add_llm_options
 from .options import Config
 
 
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     c.add_argument("--label", default="", metavar="NAME", help="your display name in the room (e.g. stripe-agent)")
     c.add_argument("--agent", metavar="CMD", help="agent command the daemon runs on each of your turns")
+    add_llm_options(c)
     c.add_argument("--agents", type=int, help=argparse.SUPPRESS)  # the seed page's `--agents 2`: always two
     c.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
     c.add_argument("--notify", metavar="CMD", help=_NOTIFY_HELP)
@@ -151,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--join-url", dest="join_url", metavar="URL", help="the join URL, as an option")
     j.add_argument("--label", default="", metavar="NAME", help="your display name in the room")
     j.add_argument("--agent", metavar="CMD", help="agent command the daemon runs on each of your turns")
+    add_llm_options(j)
     j.add_argument("--role", choices=("guest", "host"), default="guest", help="always guest (the host creates)")
     j.add_argument(
         "--timeout", type=float, default=30.0, metavar="SECONDS", help="give up after this long (default 30)"

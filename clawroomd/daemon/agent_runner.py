@@ -13,18 +13,25 @@ document, so an `accept` takes the value the agent was shown, and a reply the ro
 dropped (logged), never applied to the later state; the agent then runs again on the new state if it is
 still our turn. The agent is never run while a move of ours for this room waits in the outbox (the
 turn is taken, also after a restart), so no turn gets two replies.
+
+A reply the daemon refuses (`leak_blocked`, `needs_owner_approval`, `not_your_turn`, ...) is told to the
+next run on the same state (`refused`: code, message and the reply), at once, within the same
+MAX_FAILURES runs per state; the document also says how long the run has (`time_left_s`, agent_turn.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import trio
 
+from .agent_turn import time_left_s
+from .clock import mono_ms
 from .errors import ApiError, check_seq
 from .live import LiveRoom
 from .moves import Moves
@@ -59,18 +66,30 @@ class AgentRunner:
         self.answers = answers  # the owner's answers to this room's questions (Questions.answers)
         self.queued_move = queued_move
         self.timeout = timeout
+        self.envs: dict[str, dict[str, str]] = {}  # room id -> agent_env (agent_turn.py): memory only
+
+    def set_env(self, room_id: str, env: dict[str, str] | None) -> None:
+        if env is None:
+            self.envs.pop(room_id, None)
+        else:
+            self.envs[room_id] = env
 
     async def run(self, live: LiveRoom) -> None:
-        await run_agent_loop(self, live)
+        try:
+            await run_agent_loop(self, live)
+        finally:
+            self.envs.pop(live.room_id, None)
 
 
 async def run_agent_loop(runner: AgentRunner, live: LiveRoom) -> None:
     argv: list[str] = live.meta["agent_command"]
     seen, failures, handled, said = -2, 0, False, -2
+    refused: dict[str, Any] | None = None  # the daemon's refusal of the last reply to this seq
+    began = mono_ms()
     while not live.closed:
         changed = live.changed
         if live.state.seq != seen:  # the room moved on: a fresh turn, with its full retries
-            seen, failures, handled = live.state.seq, 0, False
+            seen, failures, handled, refused, began = live.state.seq, 0, False, None, mono_ms()
         if not live.our_turn or handled or failures >= MAX_FAILURES:
             await changed.wait()
             continue
@@ -80,12 +99,14 @@ async def run_agent_loop(runner: AgentRunner, live: LiveRoom) -> None:
                 log.info("room %s: our move %s waits for the host; no new reply until it lands", live.room_id, queued)
             await changed.wait()  # the move lands or is refused: both change the room or the outbox
             continue
+        turn = Turn(began_ms=began, attempt=failures + 1, refused=refused)
         try:
-            await _one_turn(runner, live, argv)
+            await _one_turn(runner, live, argv, turn)
             handled = True
         except ApiError as err:
             if err.code != "stale_state":
-                failures = await _failed(live, err, failures)
+                refused = {"code": err.code, "message": err.message, "reply": turn.reply}
+                failures = await _failed(live, err, failures, pause=False)  # the next run is told why
                 continue
             log.info("room %s: dropped the agent's reply to seq %d: %s", live.room_id, seen, err.message)
             handled = True  # for that seq; if the room moved on, the next pass runs the agent on the new one
@@ -93,21 +114,39 @@ async def run_agent_loop(runner: AgentRunner, live: LiveRoom) -> None:
             failures = await _failed(live, err, failures)
 
 
-async def _failed(live: LiveRoom, err: Exception, failures: int) -> int:
+class Turn:
+    """One run's facts beyond the room: when this state began, which attempt, the last refusal; and
+    the reply it printed (for the next run's `refused`)."""
+
+    def __init__(self, *, began_ms: int, attempt: int, refused: dict[str, Any] | None) -> None:
+        self.began_ms, self.attempt, self.refused = began_ms, attempt, refused
+        self.reply: Any = None
+
+
+async def _failed(live: LiveRoom, err: Exception, failures: int, *, pause: bool = True) -> int:
     failures += 1
     last = failures >= MAX_FAILURES
     log.warning(
         "room %s: agent command failed (%s); %s",
         live.room_id,
-        err,
+        _why(err),
         "giving up until the room changes" if last else "will retry",
     )
-    if not last:
+    if pause and not last:
         await trio.sleep(min(2.0 * failures, 10))
     return failures
 
 
-async def _one_turn(runner: AgentRunner, live: LiveRoom, argv: list[str]) -> None:
+def _why(err: Exception) -> str:
+    """The error, and for a command that exited non-zero the last line it wrote to stderr (its reason)."""
+    if isinstance(err, subprocess.CalledProcessError) and err.stderr:
+        lines = bytes(err.stderr[-2000:]).decode("utf-8", errors="replace").strip().splitlines()
+        if lines:
+            return f"exit status {err.returncode}: {lines[-1].encode('unicode_escape').decode()[:500]}"
+    return str(err)
+
+
+async def _one_turn(runner: AgentRunner, live: LiveRoom, argv: list[str], turn: Turn) -> None:
     base = live.state.seq
     doc = {
         "you": live.role,
@@ -117,17 +156,28 @@ async def _one_turn(runner: AgentRunner, live: LiveRoom, argv: list[str]) -> Non
         "transcript": [e.to_json() for e in live.core.log],
         "owner": live.owner_context.for_agent() if live.owner_context is not None else None,
         "answers": runner.answers(live.room_id),
+        "attempt": turn.attempt,
+        "refused": turn.refused,
+        "time_left_s": time_left_s(live, turn_began_ms=turn.began_ms, cap_s=runner.timeout),
     }
     moves = runner.moves
+    extra = runner.envs.get(live.room_id)
     with trio.fail_after(runner.timeout):
         proc = await trio.run_process(
-            argv, stdin=json.dumps(doc).encode(), capture_stdout=True, capture_stderr=True, check=True
+            argv,
+            stdin=json.dumps(doc).encode(),
+            capture_stdout=True,
+            capture_stderr=True,
+            check=True,
+            env={**os.environ, **extra} if extra else None,
         )
     out = proc.stdout[:MAX_OUTPUT].decode("utf-8", errors="replace").strip()
     reply: Any = json.loads(out or "{}")
     if not isinstance(reply, dict):
         raise ValueError("the agent command must print a JSON object")
+    turn.reply = reply
     action = reply.get("action", "send")
+    log.debug("room %s: the agent command answered seq %d with %r", live.room_id, base, str(action)[:40])
     if action == "wait":
         return
     if action == "close":

@@ -17,6 +17,7 @@ from ..core.errors import LocalProtocolError
 from ..core.events import FieldSpec, RoomCreated
 from ..core.identity import Identity
 from ..core.joinurl import JoinURL
+from .agent_turn import check_agent_env
 from .clock import now_ms
 from .config import DaemonConfig
 from .context_api import ContextMethods
@@ -126,7 +127,9 @@ class Api:
         listen: Callable[[], list[str]],
         results: Results,
         delivery: Delivery,
+        agent_env: Callable[[str, dict[str, str] | None], None] = lambda room_id, env: None,
     ) -> None:
+        self.agent_env = agent_env  # AgentRunner.set_env: a room's agent_env, kept in memory only
         self.results = results
         self.delivery = delivery
         self.rooms = rooms
@@ -228,6 +231,7 @@ class Api:
             )
         meta: dict[str, Any] = {"topic": spec.topic}
         self._commands(params, meta)
+        env = check_agent_env(params)
         owner = self.contexts.for_new_room(params)
         if owner is not None:
             check_limits_for_fields(list(owner.limits), spec.field_names)
@@ -237,6 +241,8 @@ class Api:
         )
         if owner is not None:  # the host's agent has no turn before the guest joins: the copy is in time
             self.contexts.copy_into(live.room_id, owner)
+        if env is not None:  # in time for the same reason
+            self.agent_env(live.room_id, env)
         view = status_view(live)
         view["join_url"] = live.meta["join_url"]
         return view
@@ -250,6 +256,7 @@ class Api:
             raise ApiError("conflict", "that join URL is for a room this daemon hosts; the guest needs its own daemon")
         meta: dict[str, Any] = {}
         self._commands(params, meta)
+        env = check_agent_env(params)
         timeout = float(_get(params, "timeout_s", (int, float), 30))
         if not 0 < timeout <= 3600:
             raise _out_of_range(f"timeout_s must be a number of seconds above 0 and at most 3600, not {timeout!r}")
@@ -261,11 +268,15 @@ class Api:
         if fresh:  # in place before `joined` can wake our agent (a guest may move first)
             assert owner is not None
             self.contexts.copy_into(url.room_id, owner)
+        if env is not None:  # before `joined` can wake our agent, like the context
+            self.agent_env(url.room_id, env)
         try:
             live = await self.join(url, label=label, meta=meta, timeout=timeout)
         except BaseException:
             if fresh and url.room_id not in self.rooms:
                 self.contexts.take_back(url.room_id)
+            if env is not None and url.room_id not in self.rooms:
+                self.agent_env(url.room_id, None)
             raise
         view = status_view(live)
         if owner is not None and live.state.spec is not None:

@@ -101,6 +101,7 @@ class Daemon:
             listen=lambda: list(self.listen),
             results=self.results,
             delivery=self.delivery,
+            agent_env=self.agents.set_env,
         )
         self.rooms.on_open = self._start_room_tasks
 

@@ -180,6 +180,8 @@ def test_preflight_not_ready_then_ready(pair: tuple[Daemon, Daemon], tmp_path: P
     assert report["checks"]["owner_context"]["fix"].startswith("clawroom context write --owner-name NAME")
     named = json.loads(a.clawroom("preflight", "--json", "--context", "work").stdout)
     assert "clawroom context write --profile work" in named["checks"]["owner_context"]["fix"]
+    bad_name = a.clawroom("preflight", "--json", "--context", "Bad Name")
+    assert bad_name.returncode == 1 and json.loads(bad_name.stdout)["checks"]["owner_context"]["status"] == "fail"
 
     ok(a.clawroom("context", "write", "--owner-name", "alice", "--task-context", "Align payment API"))
     key = a.state_dir / "identity.key"

@@ -123,7 +123,8 @@ def _context(c: Client, profile: str | None) -> Check:
                 f"no owner context in profile {name!r}: your agent would negotiate without your facts and goals",
                 f'clawroom context write{option} --owner-name NAME --task-context "..." --confirmed-fact "..."',
             )
-        return Check("fail", err.message, f"rewrite it: clawroom context write{option} --replace --owner-name NAME ...")
+        rewrite = f"rewrite it: clawroom context write{option} --replace --owner-name NAME ..."
+        return Check("fail", err.message, rewrite if err.code == "bad_context" else None)
     ctx = shown["context"]
     facts = len(ctx.get("confirmed_facts") or [])
     return Check("ok", f"profile {name!r}: owner {render.safe(ctx.get('owner_name'))}, {facts} confirmed fact(s)")

@@ -306,6 +306,8 @@ COMMAND_OPTIONS = {
     "info": [],
     "transcript": ["--room"],
     "demo": ["--keep"],
+    "preflight": ["--context"],
+    "stats": [],
 }  # fmt: skip
 
 

@@ -16,13 +16,18 @@ from clawroomd.core.ids import is_room_id
 
 from . import render
 from .exits import EXIT_ERROR, EXIT_OK, CommandFailed, JoinURLError, UsageError
+from .join_room import check_url_names_room, join_by_room_id
 from .llm_agent import llm_params
 from .options import Config
+from .preflight import cmd_preflight as cmd_preflight
+from .stats import cmd_stats as cmd_stats
 
 CALL_TIMEOUT = 60.0  # seconds to wait for any one answer (join adds its own timeout)
 RESULT_WAIT_MAX = 366 * 86400.0  # `result --wait` without --timeout: as long as the daemon allows
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# `create` without --field (the seed's `clawroom create --topic T --agents 2`): a room needs one field at least.
+DEFAULT_FIELD = {"name": "outcome", "description": "what both sides agree on, in one line"}
 
 
 def parse_duration(text: str, option: str) -> float:
@@ -84,7 +89,7 @@ def _base(cfg: Config, c: Client) -> int:
 def cmd_create(cfg: Config) -> int:
     if cfg.agents is not None and cfg.agents != 2:
         raise UsageError("a room always has two agents (the host's and the guest's); --agents can only be 2")
-    fields: list[Any] = []
+    fields: list[Any] = [] if cfg.fields else [DEFAULT_FIELD]
     for spec in cfg.fields:
         name, sep, description = spec.partition("=")
         fields.append({"name": name.strip(), "description": description.strip()} if sep else name.strip())
@@ -119,6 +124,8 @@ def cmd_create(cfg: Config) -> int:
         f"Send this link to the other owner: clawroom join '{url}'",
         f"Watch the room: clawroom watch --room {view['room_id']}",
     ]
+    if not cfg.fields:
+        lines.append("(No --field given: the room has the one field `outcome`; give --field NAME for each you need.)")
     if "&at=" not in url and "?at=" not in url:
         lines.append(
             "Warning: the link carries no address to dial (the daemon listens on an unspecified address such as "
@@ -132,11 +139,14 @@ def cmd_join(cfg: Config) -> int:
     if cfg.role == "host":
         raise UsageError("the host creates the room with `clawroom create`; `clawroom join` is for the guest")
     url = cfg.url or cfg.join_url
+    if not url and cfg.room:
+        return join_by_room_id(cfg)
     if not url:
-        hint = f" (--room {cfg.room} is not enough)" if cfg.room else ""
         raise UsageError(
-            f"a join needs the join URL the host's `clawroom create` printed{hint}: clawroom join 'clawroom://join/...'"
+            "a join needs the join URL the host's `clawroom create` printed: clawroom join 'clawroom://join/...'"
         )
+    if cfg.room:
+        check_url_names_room(url, cfg.room)
     if is_room_id(url.strip()):
         raise JoinURLError(
             f"{url.strip()} is a room id, not a join URL; ask the host for the whole link "

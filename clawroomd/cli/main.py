@@ -24,7 +24,9 @@ def run(cfg: Config) -> int:
     """Run one command; every failure becomes a message on stderr (or JSON on stdout) and an exit code."""
     try:
         from . import commands
+        from .room_ref import resolve_room
 
+        cfg = resolve_room(cfg)  # `--room cr_8f2a`: the start of an id, as the product page writes it
         code: int = getattr(commands, "cmd_" + cfg.command)(cfg)
         return code
     except BrokenPipeError:  # `clawroom watch ... | head`: the reader left

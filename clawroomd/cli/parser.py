@@ -11,6 +11,8 @@ from typing import Any
 from .exits import EPILOG
 from .llm_agent import add_llm_options
 from .options import Config
+from .preflight import PREFLIGHT_HELP, add_preflight
+from .stats import STATS_HELP
 
 
 def _globals_parent() -> argparse.ArgumentParser:
@@ -37,6 +39,10 @@ _EXPECT_SEQ: dict[str, Any] = {
 
 
 _NOTIFY_HELP = "command run with each question your agent asks you (the question as JSON on stdin)"
+_DELIVER_HELP = (
+    "deliver the result to you on close: CMD runs with summary.md on stdin and CLAWROOM_RESULT=final_result.json "
+    "in its environment, retried (5 attempts) until it exits 0 (default: the daemon's `deliver` setting)"
+)
 _CONTEXT_HELP = (
     "copy this owner-context profile into the room (default: the profile `default`, if you wrote one); "
     "see `clawroom context write --help`"
@@ -126,8 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--topic", required=True, help="what the room is about")
     c.add_argument("--goal", default="", help="what both sides should reach")
     c.add_argument(
-        "--field", dest="fields", action="append", required=True, metavar="NAME[=DESCRIPTION]",
-        help="a required outcome field (repeat for each; lowercase letters, digits and _)",
+        "--field", dest="fields", action="append", metavar="NAME[=DESCRIPTION]",
+        help="a required outcome field (repeat for each; lowercase letters, digits and _; "
+        "none given: one field `outcome`)",
     )  # fmt: skip
     c.add_argument("--max-turns", type=int, default=20, metavar="N", help="messages allowed in total (default 20)")
     c.add_argument("--first", choices=("host", "guest"), default="host", help="who sends the first message")
@@ -141,12 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--label", default="", metavar="NAME", help="your display name in the room (e.g. stripe-agent)")
     c.add_argument("--agent", metavar="CMD", help="agent command the daemon runs on each of your turns")
     add_llm_options(c)
-    c.add_argument("--agents", type=int, help=argparse.SUPPRESS)  # the seed page's `--agents 2`: always two
+    c.add_argument(
+        "--agents", type=int, metavar="2", help="agents in the room: always 2 (yours and the guest's); no other value"
+    )
     c.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
     c.add_argument("--notify", metavar="CMD", help=_NOTIFY_HELP)
-    c.add_argument(
-        "--deliver", metavar="CMD", help="run on close with summary.md on stdin, CLAWROOM_RESULT=final_result.json"
-    )
+    c.add_argument("--deliver", metavar="CMD", help=_DELIVER_HELP)
 
     j = cmd("join", "Join a room as the guest with the join URL the host sent you.")
     j.add_argument("url", nargs="?", metavar="URL", help="the join URL (clawroom://join/...)")
@@ -158,12 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument(
         "--timeout", type=float, default=30.0, metavar="SECONDS", help="give up after this long (default 30)"
     )
-    j.add_argument("--room", help=argparse.SUPPRESS)
+    j.add_argument(
+        "--room", metavar="ID", help="join by room id (needs the host found on the LAN; until then, use the join URL)"
+    )
     j.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
     j.add_argument("--notify", metavar="CMD", help=_NOTIFY_HELP)
-    j.add_argument(
-        "--deliver", metavar="CMD", help="run on close with summary.md on stdin, CLAWROOM_RESULT=final_result.json"
-    )
+    j.add_argument("--deliver", metavar="CMD", help=_DELIVER_HELP)
 
     s = cmd("send", "Send one message (your turn): text and moves on the room's fields.")
     s.add_argument("--room", required=True, metavar="ID", help="room id")
@@ -229,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     _context_commands(cmd("context", "Write or show your owner context (kept only on this machine)."), parent, fmt)
 
     cmd("mcp", "Serve MCP on stdin/stdout so an MCP client (claude mcp add clawroom -- clawroom mcp) sits in rooms.")
+    add_preflight(cmd("preflight", PREFLIGHT_HELP))
+    cmd("stats", STATS_HELP)
+
     d = cmd("demo", "Run two real daemons on this machine and let two scripted agents negotiate a room.")
     d.add_argument("--keep", action="store_true", help="keep the temporary state folders and print where they are")
     return p

@@ -177,6 +177,8 @@ class Api:
             "peer_id": self.identity.peer_id,
             "version": clawroomd.__version__,
             "listen": self.listen(),
+            # what a join URL carries by default (empty: a 0.0.0.0 listener and no --advertise setting)
+            "advertise": [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self._advertise({})],
             "state_dir": str(self.config.state_dir),
             "socket": str(self.config.socket_path),
             "rooms": len(self.rooms),

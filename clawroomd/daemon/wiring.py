@@ -8,7 +8,7 @@
     OwnerContexts (profiles, each room's owner_context.json) ── store, Rooms.lookup
     Questions (escalation: pending_question.json, answers.json) ── store, Moves.submit
     OwnerChecks (pending question, provenance, limits, leak guard: Moves.check_outgoing) ── the above
-    Api (local API methods) ── rooms, Moves, GuestSide.join, ContextMethods(OwnerContexts)
+    Api (local API methods) ── rooms, Moves, GuestSide.join, ContextMethods(OwnerContexts), StatsMethods(store)
 
 Nothing below this module knows the others exist beyond the callables it was given, so the package has
 no import loop and no part reaches into another's attributes.
@@ -35,6 +35,7 @@ from .owner_checks import OwnerChecks
 from .questions import Questions
 from .results import Results
 from .rooms import Rooms
+from .stats import StatsMethods
 
 if TYPE_CHECKING:
     from ..core.identity import Identity
@@ -103,6 +104,7 @@ class Daemon:
             delivery=self.delivery,
             agent_env=self.agents.set_env,
         )
+        self.api.methods.update(StatsMethods(store).methods)  # daemon.stats: read-only, on its own connection
         self.rooms.on_open = self._start_room_tasks
 
     async def start(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:

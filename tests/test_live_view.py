@@ -80,12 +80,23 @@ def test_card_shows_the_seed_card() -> None:
     lines = card_lines(_view(), events, now_ms=t0 + 14_000)
     text = "\n".join(lines)
     assert lines[0].startswith("Live Session cr_0123456789abcdef") and lines[0].endswith("ACTIVE")
-    for piece in ("Room: Negotiate API Contract", "turn 1/20", "Messages 1", "Duration 12.4s", "Outcomes 1/2",
-                  "stripe-agent · Host (you)", "backend-agent · Guest", "Role: Payment infrastructure lead",
-                  "Goal: Align on Payments v3 contract", "Constraint: Must keep backward compat for 90d",
-                  "Priority: Webhook reliability over latency", "private to the guest's owner",
-                  "Current Stance: Proposing fixed 30s retry.",
-                  "Current Stance: Accepted idempotency with grace period.", "Room Transcript · 4 events"):
+    for piece in (
+        "Room: Negotiate API Contract",
+        "turn 1/20",
+        "Messages 1",
+        "Duration 12.4s",
+        "Outcomes 1/2",
+        "stripe-agent · Host (you)",
+        "backend-agent · Guest",
+        "Role: Payment infrastructure lead",
+        "Goal: Align on Payments v3 contract",
+        "Constraint: Must keep backward compat for 90d",
+        "Priority: Webhook reliability over latency",
+        "private to the guest's owner",
+        "Current Stance: Proposing fixed 30s retry.",
+        "Current Stance: Accepted idempotency with grace period.",
+        "Room Transcript · 4 events",
+    ):
         assert piece in text, piece  # fmt: skip
     assert "48,500" not in text  # no fact is on the card, private or not
     assert lines[-1].split() == ["11s", "ago", "backend-agent", "Accepted", "idempotency", "with", "grace", "period."]
@@ -194,9 +205,17 @@ def test_live_card_in_a_real_terminal(daemons: tuple[DaemonProcess, DaemonProces
         first = _wait("the card", lambda: (s := screen()) and s[0].startswith("Live Session") and s)
         text = "\n".join(first)
         assert first[0].rstrip().endswith("ACTIVE") and all(len(line) <= 80 for line in first)
-        for piece in ("Room: Negotiate API Contract", "turn 1/20", "Outcomes 0/4", "Role: Payment infrastructure lead",
-                      "private to the guest's owner", "Current Stance: Proposing v3: amounts in minor units.",
-                      "Room Transcript · 3 events", "stripe-agent  Proposing v3", "Ctrl-C: stop watching"):
+        for piece in (
+            "Room: Negotiate API Contract",
+            "turn 1/20",
+            "Outcomes 0/4",
+            "Role: Payment infrastructure lead",
+            "private to the guest's owner",
+            "Current Stance: Proposing v3: amounts in minor units.",
+            "Room Transcript · 3 events",
+            "stripe-agent  Proposing v3",
+            "Ctrl-C: stop watching",
+        ):
             assert piece in text, (piece, text)  # fmt: skip
         assert "before" not in text and "EXIT=" not in text  # the alternate screen
 

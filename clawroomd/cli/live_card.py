@@ -50,6 +50,27 @@ def fit(text: str, width: int | None) -> str:
     return "".join(out) + ELLIPSIS
 
 
+def wrap(text: str, width: int | None, *, indent: str = "  ", max_lines: int = 3) -> list[str]:
+    """`text` over up to `max_lines` lines of `width` columns, broken at spaces, the last one cut with …
+    (None: one line, as it is)."""
+    if width is None or width_of(text) <= width:
+        return [text]
+    lines: list[str] = []
+    words = text.split(" ")
+    line = ""
+    for word in words:
+        candidate = f"{line} {word}" if line else (indent if lines else "") + word
+        if width_of(candidate) <= width or not line:
+            line = candidate
+            continue
+        lines.append(line)
+        line = indent + word
+    lines.append(line)
+    if len(lines) > max_lines:
+        lines = [*lines[: max_lines - 1], fit(lines[max_lines - 1] + " " + ELLIPSIS * 2, width - 1)]
+    return [fit(x, width) for x in lines]
+
+
 def ago(ms: float) -> str:
     """How long ago, as a person says it: now, 12s ago, 3m ago, 2h ago, 4d ago."""
     s = int(max(ms, 0) // 1000)
@@ -192,9 +213,10 @@ def card_lines(
     top.append((SPARE_FIELDS, _fields_line(view, width)))
     if question:
         opts = f" [{' / '.join(map(safe, question.get('options') or []))}]" if question.get("options") else ""
-        top.append((KEEP, f"Your agent asks you: {safe(question.get('question', ''))}{opts}"))
+        asked = f"Your agent asks you: {safe(question.get('question', ''))}{opts}"
+        top.extend((KEEP, line) for line in wrap(asked, width - 1 if width else None, max_lines=4))
         top.append((KEEP, f"  answer: clawroom answer --room {room_id} --approve|--reject [TEXT]"))
-    top.extend((KEEP, note) for note in notes)
+    top.extend((KEEP, line) for note in notes for line in wrap(note, width - 1 if width else None))
     top.append((SPARE_BLANK, ""))
     top.append((KEEP, f"Room Transcript · {len(rows)} events"))
     bottom = [(SPARE_FOOTER, footer)] if footer else []

@@ -147,7 +147,13 @@ def _negotiate(host: Daemon, guest: Daemon, say: Any, *, live: bool) -> dict[str
         _join(guest, url, pace)
         from .live_view import watch
 
+        moved = {"seq": -1, "at": time.monotonic()}
+
         def hook(v: dict[str, Any]) -> list[str]:
+            if v["seq"] != moved["seq"]:
+                moved.update(seq=v["seq"], at=time.monotonic())
+            elif v.get("result") is None and time.monotonic() - moved["at"] > ROOM_TIMEOUT:
+                raise DemoFailed(f"the room stalled ({ROOM_TIMEOUT:g} s without an event):\n{host.log_tail()}")
             if "host" in (v.get("consulting") or []):
                 owner.poll()
             return owner.lines()

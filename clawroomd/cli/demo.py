@@ -101,7 +101,10 @@ def run_demo(*, keep: bool = False, as_json: bool = False, live: bool | None = N
         report = _negotiate(host, guest, say, live=live)
         report["elapsed_s"] = round(time.monotonic() - started, 3)
         failed = not report["ok"]
-    except (DemoFailed, KeyboardInterrupt):
+    except KeyboardInterrupt:
+        failed = False  # stopped by the person watching: nothing to look into, so nothing is kept
+        raise
+    except DemoFailed:
         raise
     except Exception as exc:
         raise DemoFailed(f"the demo failed: {exc}; state and daemon logs are kept in {root}") from exc

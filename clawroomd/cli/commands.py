@@ -11,7 +11,7 @@ import shlex
 import sys
 from typing import Any
 
-from clawroomd.client import Client, ConnectionLost, watch_events
+from clawroomd.client import Client, watch_events
 from clawroomd.core.ids import is_room_id
 
 from . import render
@@ -205,41 +205,13 @@ def cmd_send(cfg: Config) -> int:
 
 # ------------------------------------------------------------------------------------------------ status
 def cmd_status(cfg: Config) -> int:
+    if cfg.watch:  # the live card: clawroomd/cli/live_view.py
+        from .live_view import watch
+
+        return watch(cfg.socket, cfg.room, as_json=cfg.json)
     with _client(cfg) as c:
         view = c.call("room.status", room_id=cfg.room)
-        if not cfg.watch:
-            return _out(cfg, view, render.status_card(view))
-        return _status_watch(cfg, c, view)
-
-
-def _status_watch(cfg: Config, c: Client, view: dict[str, Any]) -> int:
-    tty = sys.stdout.isatty() and not cfg.json
-
-    def show(v: dict[str, Any]) -> None:
-        if cfg.json:
-            print(render.json_line(v), flush=True)
-        elif tty:
-            print("\x1b[H\x1b[2J" + render.status_card(v), flush=True)
-        else:
-            print(render.status_card(v) + "\n" + "-" * 60, flush=True)
-
-    def key(v: dict[str, Any]) -> tuple[Any, ...]:
-        return v["seq"], v["lifecycle"], v["peer_connected"], v["your_turn"], v["result"] is not None
-
-    show(view)
-    if view.get("result"):
-        return EXIT_OK
-    c.call("room.watch", room_id=cfg.room, after=view["seq"])
-    last = key(view)
-    for note in c.notifications():
-        closed = note["method"] == "room.closed"
-        view = c.call("room.status", room_id=cfg.room)
-        if key(view) != last or closed:
-            last = key(view)
-            show(view)
-        if closed:
-            return EXIT_OK
-    raise ConnectionLost("the daemon closed the connection before the room closed")
+    return _out(cfg, view, render.status_card(view))
 
 
 # ------------------------------------------------------------------------------------------------- watch

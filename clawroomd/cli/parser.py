@@ -195,7 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = cmd("status", "Show the room's status card.")
     st.add_argument("--room", required=True, metavar="ID", help="room id")
-    st.add_argument("--watch", action="store_true", help="redraw on every change until the room closes")
+    st.add_argument(
+        "--watch", action="store_true",
+        help="the live card until the room closes: redrawn in place on a terminal (Ctrl-C: exit 130), "
+        "one plain card per change otherwise",
+    )  # fmt: skip
 
     w = cmd("watch", "Print the transcript live until the room closes.")
     w.add_argument("--room", required=True, metavar="ID", help="room id")
@@ -239,7 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_preflight(cmd("preflight", PREFLIGHT_HELP))
     cmd("stats", STATS_HELP)
 
-    d = cmd("demo", "Run two real daemons on this machine and let two scripted agents negotiate a room.")
+    d = cmd(
+        "demo",
+        "Run two real daemons on this machine: two owners' contexts, two scripted agents negotiate a room, "
+        "one escalation to the host's owner, both summaries, both results verified. Live card on a terminal.",
+    )
     d.add_argument("--keep", action="store_true", help="keep the temporary state folders and print where they are")
     return p
 

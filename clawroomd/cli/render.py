@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 # Shown as a mark, not obeyed: controls (C0, DEL, C1), format characters (bidi overrides and isolates,
 # zero-width characters, invisible tags) save the two joiners emoji and some scripts need, line and
@@ -247,6 +247,13 @@ def result_text(result: dict[str, Any], *, max_turns: Any = None) -> str:
 
 
 # -------------------------------------------------------------------------------------------- transcript
+class Entry(NamedTuple):
+    ts: int  # the author's clock, ms since the epoch
+    who: str  # "system" or the author's label
+    text: str
+    moves: tuple[str, ...] = ()
+
+
 class TranscriptRenderer:
     """Turns room events (room.event / room.transcript JSON) into seed-style lines::
 
@@ -273,6 +280,15 @@ class TranscriptRenderer:
         return f"{fmt_offset(ts - (self.t0 if self.t0 is not None else ts))} {who:<{self.width}} {text}"
 
     def line(self, event: dict[str, Any]) -> str:
+        e = self.entry(event)
+        rows = [self._row(e.ts, e.who, e.text)]
+        pad = " " * (len(fmt_offset(0)) + self.width + 2)
+        rows.extend(pad + m for m in e.moves)
+        return "\n".join(rows)
+
+    def entry(self, event: dict[str, Any]) -> Entry:
+        """One event as (ts, who, text, moves), every part already `safe`: `line` lays it out as a
+        transcript row, the live view (live_card) as a row of its tail."""
         kind, body, ts = event.get("kind"), event.get("body") or {}, int(event.get("ts", 0))
         author = str(event.get("author", "?"))
         if self.t0 is None:
@@ -282,7 +298,7 @@ class TranscriptRenderer:
                 self.max_turns = safe(body.get("max_turns", "?"))
                 names = [safe(f.get("name")) for f in body.get("fields", [])]
                 self.required = len(names)
-                return self._row(
+                return Entry(
                     ts,
                     "system",
                     f"Room created. Topic: {safe(body.get('topic'))}. Max turns: {self.max_turns}. "
@@ -292,32 +308,28 @@ class TranscriptRenderer:
                 if body.get("label"):
                     self.labels["guest"] = safe(body["label"])
                     self.width = max(self.width, len(self.labels["guest"]))
-                return self._row(
-                    ts, "system", f"{self._who('host')} joined as host. {self._who('guest')} joined as guest."
-                )
+                return Entry(ts, "system", f"{self._who('host')} joined as host. {self._who('guest')} joined as guest.")
             case "message":
                 self.messages += 1
-                rows = [self._row(ts, self._who(author), safe(body.get("text") or "(no text)"))]
-                pad = " " * (len(fmt_offset(0)) + self.width + 2)
-                rows.extend(pad + move_text(m) for m in body.get("moves") or [])
-                return "\n".join(rows)
+                moves = tuple(move_text(m) for m in body.get("moves") or [])
+                return Entry(ts, self._who(author), safe(body.get("text") or "(no text)"), moves)
             case "consult_started":
-                return self._row(ts, "system", f"{self._who(author)} is consulting its owner.")
+                return Entry(ts, "system", f"{self._who(author)} is consulting its owner.")
             case "consult_ended":
-                return self._row(ts, "system", f"{self._who(author)} is back from consulting its owner.")
+                return Entry(ts, "system", f"{self._who(author)} is back from consulting its owner.")
             case "close_proposed":
                 out = body.get("outcome") or {}
                 agreed = len(out.get("outcomes") or {})
                 total = agreed + len(out.get("unresolved") or [])
                 what = f"proposed closing as {safe(out.get('status'))} ({agreed}/{total} outcomes agreed)"
-                return self._row(ts, "system", f"{self._who(author)} {what}.")
+                return Entry(ts, "system", f"{self._who(author)} {what}.")
             case "close_accepted":
-                return self._row(ts, "system", f"{self._who(author)} countersigned the close.")
+                return Entry(ts, "system", f"{self._who(author)} countersigned the close.")
             case "error":
                 code = body.get("code")
                 what = "cancelled the room" if code == "cancelled" else f"ended the room: {safe(code)}"
                 extra = f" ({safe(body['message'])})" if body.get("message") else ""
-                return self._row(ts, "system", f"{self._who(author)} {what}{extra}.")
+                return Entry(ts, "system", f"{self._who(author)} {what}{extra}.")
             case "room_closed":
                 out = body.get("outcome") or {}
                 agreed = len(out.get("outcomes") or {})
@@ -328,8 +340,8 @@ class TranscriptRenderer:
                 )
                 if out.get("status") != "agreement_reached" and body.get("reason"):
                     text += f" Reason: {safe(body['reason'])}."
-                return self._row(ts, "system", text)
-        return self._row(ts, self._who(author), f"({safe(kind)})")
+                return Entry(ts, "system", text)
+        return Entry(ts, self._who(author), f"({safe(kind)})")
 
     def lines(self, events: Iterable[dict[str, Any]], *, from_seq: int = 0) -> list[str]:
         out = []

@@ -18,6 +18,7 @@ LAYERS = {
     "keyfile": 1,
     "link": 1,
     "client": 2,
+    "lan": 2,  # LAN discovery (mDNS); the daemon decides what a sighting means
     "daemon": 3,
     "testing": 4,
     "cli": 5,

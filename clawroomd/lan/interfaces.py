@@ -7,8 +7,8 @@ import ipaddress
 from dataclasses import dataclass
 
 
-class NoInterface(Exception):
-    """No usable interface; the message says which were looked at."""
+class NoInterface(OSError):
+    """No usable interface; the message says which were looked at. (An OSError: the daemon cannot start.)"""
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ class Sighting:
 
 
 class Discovery:
-    """Advertise `peer_id`/`name` at `port` on `interfaces`; report other daemons to `seen`/`gone`."""
+    """Advertise `peer_id`/`name` at `advertised`:`port` on `interfaces`; report other daemons to
+    `seen`/`gone`."""
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class Discovery:
         name: str,
         port: int,
         interfaces: list[Interface],
+        advertised: list[str],
         seen: Callable[[Sighting], None],
         gone: Callable[[str], None],
     ) -> None:
@@ -55,6 +57,7 @@ class Discovery:
         self.name = name
         self.port = port
         self.interfaces = interfaces
+        self.advertised = advertised  # the IPv4 addresses put in our A records (where we listen)
         self.seen = seen
         self.gone = gone  # called with the service name
         self.registered = trio.Event()
@@ -70,7 +73,7 @@ class Discovery:
         info = ServiceInfo(
             SERVICE_TYPE,
             f"{instance_name(self.peer_id, self.name)}.{SERVICE_TYPE}",
-            addresses=[socket.inet_aton(a) for a in addresses],
+            addresses=[socket.inet_aton(a) for a in self.advertised],
             port=self.port,
             properties=encode_txt(self.peer_id, self.name),
             server=f"clawroomd-{self.peer_id.replace('-', '')[:16].lower()}.local.",

@@ -16,6 +16,7 @@ from clawroomd.core.ids import is_room_id
 
 from . import render
 from .exits import EXIT_ERROR, EXIT_OK, JoinURLError, UsageError
+from .lan import cmd_approve, cmd_deny, cmd_peers, inbox_lines, join_by_room  # noqa: F401 (cmd_*: dispatched)
 from .options import Config
 
 CALL_TIMEOUT = 60.0  # seconds to wait for any one answer (join adds its own timeout)
@@ -104,6 +105,8 @@ def cmd_create(cfg: Config) -> int:
             params[key] = parse_duration(text, option)
     if cfg.advertise:
         params["advertise"] = cfg.advertise
+    if cfg.lan_join:
+        params["lan_join"] = True
     params.update(_room_commands(cfg))
     with _client(cfg) as c:
         view = c.call("room.create", **params)
@@ -131,6 +134,8 @@ def cmd_join(cfg: Config) -> int:
     if cfg.role == "host":
         raise UsageError("the host creates the room with `clawroom create`; `clawroom join` is for the guest")
     url = cfg.url or cfg.join_url
+    if not url and cfg.room:
+        return join_by_room(cfg, _room_commands(cfg))
     if not url:
         hint = f" (--room {cfg.room} is not enough)" if cfg.room else ""
         raise UsageError(
@@ -141,9 +146,10 @@ def cmd_join(cfg: Config) -> int:
             f"{url.strip()} is a room id, not a join URL; ask the host for the whole link "
             "(clawroom://join/<room>?peer=...&s=...)"
         )
-    params: dict[str, Any] = {"join_url": url, "label": cfg.label, "timeout_s": cfg.timeout}
+    timeout = cfg.timeout or 30.0
+    params: dict[str, Any] = {"join_url": url, "label": cfg.label, "timeout_s": timeout}
     params.update(_room_commands(cfg))
-    with _client(cfg, timeout=cfg.timeout + 15) as c:
+    with _client(cfg, timeout=timeout + 15) as c:
         view = c.call("room.join", **params)
     host = view["participants"]["host"]
     text = "\n".join(
@@ -420,8 +426,10 @@ def cmd_inbox(cfg: Config) -> int:
         + (f" ({render.safe(q['field'])}={render.safe(q['value'])})" if q.get("field") else "")
         for q in result["questions"]
     ]
+    asked = bool(lines)
+    lines += inbox_lines(result)
     text = "\n".join(lines) if lines else "No questions waiting."
-    if lines:
+    if asked:
         text += "\nAnswer with: clawroom answer --room ID --approve|--reject [TEXT]"
     return _out(cfg, result, text)
 

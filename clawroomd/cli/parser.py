@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .exits import EPILOG
+from .lan import add_lan_commands
 from .options import Config
 
 
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     c.add_argument("--label", default="", metavar="NAME", help="your display name in the room (e.g. stripe-agent)")
     c.add_argument("--agent", metavar="CMD", help="agent command the daemon runs on each of your turns")
+    c.add_argument("--lan-join", action="store_true", help="let a LAN guest ask to join by room id (you approve)")
     c.add_argument("--agents", type=int, help=argparse.SUPPRESS)  # the seed page's `--agents 2`: always two
     c.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
     c.add_argument("--notify", metavar="CMD", help=_NOTIFY_HELP)
@@ -146,16 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--deliver", metavar="CMD", help="run on close with summary.md on stdin, CLAWROOM_RESULT=final_result.json"
     )
 
-    j = cmd("join", "Join a room as the guest with the join URL the host sent you.")
+    j = cmd("join", "Join a room as the guest: with the join URL the host sent you, or on the LAN by --room ID.")
     j.add_argument("url", nargs="?", metavar="URL", help="the join URL (clawroom://join/...)")
     j.add_argument("--join-url", dest="join_url", metavar="URL", help="the join URL, as an option")
     j.add_argument("--label", default="", metavar="NAME", help="your display name in the room")
     j.add_argument("--agent", metavar="CMD", help="agent command the daemon runs on each of your turns")
     j.add_argument("--role", choices=("guest", "host"), default="guest", help="always guest (the host creates)")
     j.add_argument(
-        "--timeout", type=float, default=30.0, metavar="SECONDS", help="give up after this long (default 30)"
+        "--timeout", type=float, metavar="SECONDS", help="give up after this long (default 30; by --room 600)"
     )
-    j.add_argument("--room", help=argparse.SUPPRESS)
+    j.add_argument("--room", metavar="ID", help="no URL: ask the host on the LAN for this room; its owner approves")
+    j.add_argument("--peer", metavar="PEER", help="with --room: ask this LAN peer (id or name) only")
     j.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
     j.add_argument("--notify", metavar="CMD", help=_NOTIFY_HELP)
     j.add_argument(
@@ -223,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("final_result", metavar="FINAL_RESULT", help="the rooms/<id>/final_result.json to check")
     v.add_argument("--transcript", dest="transcript_file", metavar="TRANSCRIPT", help="its transcript.jsonl")
 
+    add_lan_commands(cmd)
     _context_commands(cmd("context", "Write or show your owner context (kept only on this machine)."), parent, fmt)
 
     d = cmd("demo", "Run two real daemons on this machine and let two scripted agents negotiate a room.")

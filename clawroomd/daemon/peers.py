@@ -133,7 +133,7 @@ class Peers:
             raise ApiError("conflict", f"{len(hits)} peers on the LAN are called {which!r} ({ids}); name one by its id")
         if not hits:
             raise ApiError(
-                "unknown_peer",
+                "peer_unreachable",
                 f"no peer {which!r} is on the LAN now"
                 + ("" if self.discovery_on else " (LAN discovery is off: start clawroomd with --lan)")
                 + "; `clawroom peers` lists the ones found",

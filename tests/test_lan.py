@@ -5,6 +5,8 @@ own interfaces: each daemon is pinned to the namespace's `lan0` (`--lan-interfac
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -218,3 +220,75 @@ def test_unapproved_request_expires_and_a_killed_peer_goes_stale(lan: dict[str, 
         assert refused.returncode == 7 and "is on the LAN now" in refused.stderr  # a gone peer is not asked
     finally:
         carol.stop()
+
+
+AVAHI_CONF = """[server]
+use-ipv4=yes
+use-ipv6=no
+allow-interfaces={iface}
+enable-dbus=yes
+[wide-area]
+enable-wide-area=no
+[publish]
+disable-publishing=yes
+"""
+
+
+def _private_bus(folder: Path) -> str:
+    """A config for a dbus-daemon of our own: the system bus's policy (so avahi may own its name), on a
+    socket in `folder`, as root, without a pid file (there is no system D-Bus here)."""
+    conf = Path("/usr/share/dbus-1/system.conf").read_text()
+    for old, new in (
+        ("<user>messagebus</user>", ""),
+        ("<pidfile>/run/dbus/pid</pidfile>", ""),
+        ("<standard_system_servicedirs/>", ""),
+        ("<includedir>system.d</includedir>", "<includedir>/usr/share/dbus-1/system.d</includedir>"),
+    ):
+        conf = conf.replace(old, new)
+    start, end = conf.index("<listen>"), conf.index("</listen>") + len("</listen>")
+    conf = conf[:start] + f"<listen>unix:path={folder / 'bus'}</listen>" + conf[end:]
+    (folder / "bus.conf").write_text(conf)
+    (folder / "avahi.conf").write_text(AVAHI_CONF.format(iface=IFACE))
+    return f"unix:path={folder / 'bus'}"
+
+
+def test_avahi_browse_sees_our_daemon(lan: dict[str, Any]) -> None:
+    """Debian's avahi (an independent mDNS implementation) in bob's namespace finds alice's daemon."""
+    missing = [t for t in ("avahi-daemon", "avahi-browse", "dbus-daemon") if shutil.which(t) is None]
+    if missing or not Path("/usr/share/dbus-1/system.conf").exists():
+        pytest.skip(f"not installed: {', '.join(missing) or 'the D-Bus system config'} (.ci/run installs avahi)")
+    folder = lan["tmp"] / "avahi"
+    folder.mkdir()
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=_private_bus(folder))
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    bus = subprocess.Popen(["dbus-daemon", "--nofork", f"--config-file={folder / 'bus.conf'}"], **quiet)
+    avahi = None
+    try:
+        wait_for("the private D-Bus", lambda: (folder / "bus").exists(), 10)
+        avahi = subprocess.Popen(
+            ["ip", "netns", "exec", lan["ns"][1], "avahi-daemon", "--no-drop-root", "--no-chroot", "--no-rlimits",
+             "-f", str(folder / "avahi.conf")],
+            env=env, **quiet,
+        )  # fmt: skip
+        alice_id = peer_id(lan["alice"])
+
+        def browse() -> str | None:
+            run = subprocess.run(
+                ["ip", "netns", "exec", lan["ns"][1], "avahi-browse", "-rtp", "_clawroom._tcp"],
+                env=env, capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            return next((ln for ln in run.stdout.splitlines() if ln.startswith("=") and alice_id in ln), None)
+
+        line = wait_for("avahi-browse to list alice", browse, 30, poll=0.5)
+        fields = line.split(";")
+        assert fields[1] == IFACE and fields[7] == lan["addr"][0] and fields[8] == str(PORT)
+        assert f'"id={alice_id}"' in line and '"name=alice"' in line and '"v=1"' in line
+        assert "cr_" not in line and "topic" not in line  # nothing about rooms
+    finally:
+        for p in (avahi, bus):
+            if p is not None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()

@@ -124,7 +124,8 @@ def cmd_create(cfg: Config) -> int:
     if "&at=" not in url and "?at=" not in url:
         lines.append(
             "Warning: the link carries no address to dial (the daemon listens on an unspecified address such as "
-            "0.0.0.0). Pass --advertise HOST:PORT here, or start clawroomd with --advertise HOST:PORT."
+            "0.0.0.0). Pass --advertise HOST:PORT here, or start clawroomd with --advertise HOST:PORT; "
+            "on one LAN, daemons started with --lan find each other without it."
         )
     return _out(cfg, view, "\n".join(lines))
 

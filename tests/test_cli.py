@@ -230,8 +230,8 @@ def test_exit_codes(daemons: tuple[Daemon, Daemon], tmp_path: Path) -> None:
         assert bad.returncode == cli.EXIT_JOIN_FAILED, (url, bad.stderr)
     only_id = b.clawroom("join", "cr_0123456789abcdef")
     assert only_id.returncode == cli.EXIT_JOIN_FAILED and "room id, not a join URL" in only_id.stderr
-    no_url = b.clawroom("join", "--room", "cr_0123456789abcdef")
-    assert no_url.returncode == cli.EXIT_USAGE and "join URL" in no_url.stderr
+    no_url = b.clawroom("join", "--room", "cr_0123456789abcdef")  # by room id: asks on the LAN, which is off
+    assert no_url.returncode == cli.EXIT_UNREACHABLE and "start clawroomd with --lan" in no_url.stderr
     as_host = b.clawroom("join", "clawroom://join/x", "--role", "host")
     assert as_host.returncode == cli.EXIT_USAGE and "clawroom create" in as_host.stderr
 

@@ -19,6 +19,7 @@ LAYERS = {
     "link": 1,
     "client": 2,
     "llm": 2,  # the LLM agent driver: an agent command, a client of the agent protocol; never the daemon
+    "lan": 2,  # LAN discovery (mDNS); the daemon decides what a sighting means
     "daemon": 3,
     "testing": 4,
     "cli": 5,

@@ -1,6 +1,6 @@
 """The product page's commands (../shared/seed/) exactly as it prints them, through the real CLI in
-subprocesses against two real daemons: create with `--agents 2`, join by room id (a clear message naming
-the join URL until LAN discovery lands), `status --room <short id> --watch`, `--deliver` on both sides,
+subprocesses against two real daemons: create with `--agents 2`, join by room id (without LAN discovery: a clear
+message naming the join URL), `status --room <short id> --watch`, `--deliver` on both sides,
 `preflight --json`, `context write`; and `--room` given as the start of a room id."""
 
 from __future__ import annotations
@@ -60,11 +60,14 @@ def test_join_by_room_id_names_the_join_url_way(pair: tuple[Daemon, Daemon]) -> 
     a, b = pair
     room = out_json(a.clawroom("create", "--json", "--topic", "Q2 API contract", "--agents", "2"))
     rid, url = room["room_id"], room["join_url"]
-    for short in ("cr_8f2a", rid[:7], rid):
+    for short in ("cr_8f2a", rid[:7]):  # not a whole room id: a LAN host is asked by the whole id
         said = b.clawroom("join", "--room", short, "--role", "guest")
-        assert said.returncode == cli.EXIT_USAGE, said
-        assert "join URL" in said.stderr and "clawroom join 'clawroom://join/" in said.stderr
-        assert "--join-url" in said.stderr
+        assert said.returncode == cli.EXIT_USAGE and "is not a room id" in said.stderr, said
+    # The whole id, with LAN discovery off on this daemon: no host to ask, and the message names the URL way.
+    said = b.clawroom("join", "--room", rid, "--role", "guest")
+    assert said.returncode == cli.EXIT_UNREACHABLE, said
+    assert "start clawroomd with --lan" in said.stderr
+    assert "clawroom join 'clawroom://join/" in said.stderr and "--join-url" in said.stderr
     as_host = b.clawroom("join", "--room", rid, "--role", "host")
     assert as_host.returncode == cli.EXIT_USAGE and "clawroom create" in as_host.stderr
     wrong = b.clawroom("join", url, "--room", "cr_0123456789abcdef")  # a URL for another room than --room

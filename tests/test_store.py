@@ -209,14 +209,39 @@ def test_invites_consume_once(store: Store) -> None:
 
 
 def test_peers(store: Store) -> None:
-    store.upsert_peer(b"k" * 32, "PEER-A", ["10.0.0.1:7643"], 5, name="Alice")
-    store.upsert_peer(b"q" * 32, "PEER-B", [], 9)
-    store.upsert_peer(b"k" * 32, "PEER-A", ["10.0.0.2:7643"], 10)  # name kept
-    p = store.get_peer(b"k" * 32)
-    assert p is not None and p.addrs == ["10.0.0.2:7643"] and p.name == "Alice" and p.last_seen_ms == 10
-    assert store.get_peer_by_id("PEER-B") is not None
+    store.see_peer("PEER-A", name="Alice", addrs=["10.0.0.1:7643"], now_ms=5)
+    store.met_peer("PEER-B", b"q" * 32, 9)
+    store.see_peer("PEER-A", name="Alice2", addrs=["10.0.0.2:7643"], now_ms=10)
+    p = store.get_peer("PEER-A")
+    assert p is not None and p.addrs == ["10.0.0.2:7643"] and p.name == "Alice2"
+    assert (p.first_seen_ms, p.last_seen_ms, p.met_ms, p.state, p.peer_key) == (5, 10, None, "up", None)
+    store.set_peer_state("PEER-A", "gone")
+    store.met_peer("PEER-A", b"k" * 32, 20)
+    store.met_peer("PEER-A", b"k" * 32, 30)  # met once: the first time stays
+    p = store.get_peer("PEER-A")
+    assert p is not None and (p.state, p.met_ms, p.peer_key, p.last_seen_ms) == ("gone", 20, b"k" * 32, 10)
+    b = store.get_peer("PEER-B")
+    assert b is not None and (b.state, b.addrs, b.met_ms) == (None, [], 9)
     assert [p.peer_id for p in store.list_peers()] == ["PEER-A", "PEER-B"]
-    assert store.get_peer(b"z" * 32) is None
+    assert store.get_peer("PEER-Z") is None
+
+
+def test_peers_migrate_from_schema_1(tmp_path: Path) -> None:
+    """A version-1 database (peers keyed by key, no first seen) keeps its peers through the migration."""
+    from clawroomd.daemon.store import MIGRATIONS
+
+    tmp_path.chmod(0o700)
+    db = sqlite3.connect(tmp_path / "clawroomd.db")
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    db.execute("INSERT INTO schema_version VALUES (1)")
+    for statement in MIGRATIONS[0]:
+        db.execute(statement)
+    db.execute("INSERT INTO peers VALUES (?, 'PEER-A', '[\"10.0.0.1:7643\"]', 7, 'Alice')", (b"k" * 32,))
+    db.commit()
+    db.close()
+    with Store(tmp_path) as s:
+        p = s.get_peer("PEER-A")
+        assert p is not None and (p.peer_key, p.name, p.first_seen_ms, p.last_seen_ms) == (b"k" * 32, "Alice", 7, 7)
 
 
 @pytest.mark.parametrize("name", ["../x", "..", ".hidden", "a/b", "", "x" * 200, "a\x00b"])

@@ -16,7 +16,8 @@ from clawroomd.core.ids import is_room_id
 
 from . import render
 from .exits import EXIT_ERROR, EXIT_OK, CommandFailed, JoinURLError, UsageError
-from .join_room import check_url_names_room, join_by_room_id
+from .join_room import check_url_names_room
+from .lan import cmd_approve, cmd_deny, cmd_peers, inbox_lines, join_by_room  # noqa: F401 (cmd_*: dispatched)
 from .llm_agent import llm_params
 from .options import Config
 from .preflight import cmd_preflight as cmd_preflight
@@ -110,6 +111,8 @@ def cmd_create(cfg: Config) -> int:
             params[key] = parse_duration(text, option)
     if cfg.advertise:
         params["advertise"] = cfg.advertise
+    if cfg.lan_join:
+        params["lan_join"] = True
     params.update(_room_commands(cfg))
     with _client(cfg) as c:
         view = c.call("room.create", **params)
@@ -129,7 +132,8 @@ def cmd_create(cfg: Config) -> int:
     if "&at=" not in url and "?at=" not in url:
         lines.append(
             "Warning: the link carries no address to dial (the daemon listens on an unspecified address such as "
-            "0.0.0.0). Pass --advertise HOST:PORT here, or start clawroomd with --advertise HOST:PORT."
+            "0.0.0.0). Pass --advertise HOST:PORT here, or start clawroomd with --advertise HOST:PORT; "
+            "on one LAN, daemons started with --lan find each other without it."
         )
     return _out(cfg, view, "\n".join(lines))
 
@@ -140,7 +144,7 @@ def cmd_join(cfg: Config) -> int:
         raise UsageError("the host creates the room with `clawroom create`; `clawroom join` is for the guest")
     url = cfg.url or cfg.join_url
     if not url and cfg.room:
-        return join_by_room_id(cfg)
+        return join_by_room(cfg, _room_commands(cfg))
     if not url:
         raise UsageError(
             "a join needs the join URL the host's `clawroom create` printed: clawroom join 'clawroom://join/...'"
@@ -152,9 +156,10 @@ def cmd_join(cfg: Config) -> int:
             f"{url.strip()} is a room id, not a join URL; ask the host for the whole link "
             "(clawroom://join/<room>?peer=...&s=...)"
         )
-    params: dict[str, Any] = {"join_url": url, "label": cfg.label, "timeout_s": cfg.timeout}
+    timeout = cfg.timeout or 30.0
+    params: dict[str, Any] = {"join_url": url, "label": cfg.label, "timeout_s": timeout}
     params.update(_room_commands(cfg))
-    with _client(cfg, timeout=cfg.timeout + 15) as c:
+    with _client(cfg, timeout=timeout + 15) as c:
         view = c.call("room.join", **params)
     host = view["participants"]["host"]
     text = "\n".join(
@@ -403,8 +408,10 @@ def cmd_inbox(cfg: Config) -> int:
         + (f" ({render.safe(q['field'])}={render.safe(q['value'])})" if q.get("field") else "")
         for q in result["questions"]
     ]
+    asked = bool(lines)
+    lines += inbox_lines(result)
     text = "\n".join(lines) if lines else "No questions waiting."
-    if lines:
+    if asked:
         text += "\nAnswer with: clawroom answer --room ID --approve|--reject [TEXT]"
     return _out(cfg, result, text)
 

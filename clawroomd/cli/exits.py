@@ -13,7 +13,8 @@ Exit codes:
 5     room_closed: the room has ended; nothing more can be sent
 6     unknown_room: no such room on this daemon
 7     the peer is unreachable, or the call timed out (peer_unreachable, too_slow, client timeout)
-8     the join failed: bad join URL (bad_join_url) or the host refused the invite (invite_rejected)
+8     the join failed: bad join URL (bad_join_url), the host refused the invite (invite_rejected), or
+      the host's owner denied a LAN join request or let it expire (join_refused)
 9     stale_state: the room moved on from the state the move was based on; nothing was sent
 130   interrupted (Ctrl-C)
 ====  ===========================================================================================
@@ -46,6 +47,7 @@ API_EXIT_CODES: dict[str, int] = {
     "too_slow": EXIT_UNREACHABLE,
     "bad_join_url": EXIT_JOIN_FAILED,
     "invite_rejected": EXIT_JOIN_FAILED,
+    "join_refused": EXIT_JOIN_FAILED,
     "stale_state": EXIT_STALE,
 }
 
@@ -59,7 +61,7 @@ exit codes:
   5  the room is closed
   6  unknown room
   7  peer unreachable, or timed out
-  8  bad join URL, or the host refused the invite
+  8  bad join URL, or the host refused the invite or the LAN join request
   9  the room moved on since the state the move was based on (nothing sent)
 130  interrupted
 

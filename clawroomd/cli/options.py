@@ -33,7 +33,9 @@ class Config:
     url: str | None = None
     join_url: str | None = None
     role: str = "guest"
-    timeout: float = 30.0
+    timeout: float | None = None  # join: 30 s with a URL, 600 s by room id
+    peer: str | None = None  # join --room, approve, deny: the peer (id or LAN name)
+    lan_join: bool = False  # create: accept LAN join requests by room id
     # send, status, watch, close, cancel, result, transcript (join: accepted and ignored)
     room: str = ""
     text: str = ""

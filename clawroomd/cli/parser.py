@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .exits import EPILOG
+from .lan import add_lan_commands
 from .llm_agent import add_llm_options
 from .options import Config
 from .preflight import PREFLIGHT_HELP, add_preflight
@@ -151,11 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--agents", type=int, metavar="2", help="agents in the room: always 2 (yours and the guest's); no other value"
     )
+    c.add_argument("--lan-join", action="store_true", help="let a LAN guest ask to join by room id (you approve)")
     c.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
     c.add_argument("--notify", metavar="CMD", help=_NOTIFY_HELP)
     c.add_argument("--deliver", metavar="CMD", help=_DELIVER_HELP)
 
-    j = cmd("join", "Join a room as the guest with the join URL the host sent you.")
+    j = cmd("join", "Join a room as the guest: with the join URL the host sent you, or on the LAN by --room ID.")
     j.add_argument("url", nargs="?", metavar="URL", help="the join URL (clawroom://join/...)")
     j.add_argument("--join-url", dest="join_url", metavar="URL", help="the join URL, as an option")
     j.add_argument("--label", default="", metavar="NAME", help="your display name in the room")
@@ -163,11 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_llm_options(j)
     j.add_argument("--role", choices=("guest", "host"), default="guest", help="always guest (the host creates)")
     j.add_argument(
-        "--timeout", type=float, default=30.0, metavar="SECONDS", help="give up after this long (default 30)"
+        "--timeout", type=float, metavar="SECONDS", help="give up after this long (default 30; by --room 600)"
     )
-    j.add_argument(
-        "--room", metavar="ID", help="join by room id (needs the host found on the LAN; until then, use the join URL)"
-    )
+    j.add_argument("--room", metavar="ID", help="no URL: ask the host on the LAN for this room; its owner approves")
+    j.add_argument("--peer", metavar="PEER", help="with --room: ask this LAN peer (id or name) only")
     j.add_argument("--context", metavar="PROFILE", help=_CONTEXT_HELP)
     j.add_argument("--notify", metavar="CMD", help=_NOTIFY_HELP)
     j.add_argument("--deliver", metavar="CMD", help=_DELIVER_HELP)
@@ -237,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("final_result", metavar="FINAL_RESULT", help="the rooms/<id>/final_result.json to check")
     v.add_argument("--transcript", dest="transcript_file", metavar="TRANSCRIPT", help="its transcript.jsonl")
 
+    add_lan_commands(cmd)
     _context_commands(cmd("context", "Write or show your owner context (kept only on this machine)."), parent, fmt)
 
     cmd("mcp", "Serve MCP on stdin/stdout so an MCP client (claude mcp add clawroom -- clawroom mcp) sits in rooms.")

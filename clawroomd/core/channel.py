@@ -31,7 +31,7 @@ from .errors import (
 )
 from .identity import Identity, parse_peer_id, peer_id_for, verify
 from .ids import check_room_id
-from .invites import Invite, check_secret
+from .invites import Invite, JoinRequest, Presented, check_secret
 from .noise import MAX_MESSAGE_LEN, TAGLEN, CipherState, HandshakeState, x25519_public
 
 PROTOCOL_NAME = "Noise_XX_25519_ChaChaPoly_SHA256"
@@ -47,6 +47,7 @@ MESSAGE_LIMIT = 2**48
 
 _PAYLOAD_KEYS = frozenset({"identity", "signature"})
 _INVITE_KEYS = frozenset({"room", "secret"})
+_REQUEST_KEYS = frozenset({"room"})
 
 
 def _hs_error(code: str, message: str, close_code: int) -> RemoteProtocolError:
@@ -59,16 +60,18 @@ class PeerProof:
 
     public_key: bytes
     peer_id: str
-    invite: Invite | None
+    invite: Presented | None
 
 
-def encode_payload(identity: Identity, static_public: bytes, invite: Invite | None) -> bytes:
+def encode_payload(identity: Identity, static_public: bytes, invite: Presented | None) -> bytes:
     body: dict[str, Any] = {
         "identity": identity.public_key,
         "signature": identity.sign(STATIC_KEY_PREFIX + static_public),
     }
-    if invite is not None:
+    if isinstance(invite, Invite):
         body["invite"] = {"room": invite.room_id, "secret": invite.secret}
+    elif isinstance(invite, JoinRequest):
+        body["request"] = {"room": invite.room_id}
     return cbor.encode(body)
 
 
@@ -82,7 +85,7 @@ def decode_payload(data: bytes, remote_static: bytes, *, invite_allowed: bool) -
         raise _hs_error("malformed", f"handshake payload: {exc.message}", CLOSE_MALFORMED) from None
     if not isinstance(body, dict):
         raise _hs_error("malformed", "handshake payload is not a CBOR map", CLOSE_MALFORMED)
-    allowed = _PAYLOAD_KEYS | {"invite"} if invite_allowed else _PAYLOAD_KEYS
+    allowed = _PAYLOAD_KEYS | {"invite", "request"} if invite_allowed else _PAYLOAD_KEYS
     extra = set(body) - allowed
     if extra:
         raise _hs_error(
@@ -101,9 +104,13 @@ def decode_payload(data: bytes, remote_static: bytes, *, invite_allowed: bool) -
             "the peer's identity signature does not cover its Noise static key",
             CLOSE_BAD_SIGNATURE,
         )
-    invite = None
+    invite: Presented | None = None
+    if "invite" in body and "request" in body:
+        raise _hs_error("malformed", "a handshake carries an invite or a join request, not both", CLOSE_MALFORMED)
     if "invite" in body:
         invite = _decode_invite(body["invite"])
+    elif "request" in body:
+        invite = _decode_request(body["request"])
     return PeerProof(public_key=key, peer_id=peer_id_for(key), invite=invite)
 
 
@@ -116,6 +123,15 @@ def _decode_invite(raw: Any) -> Invite:
     except LocalProtocolError as exc:
         raise _hs_error("malformed", f"invite: {exc.message}", CLOSE_MALFORMED) from None
     return Invite(room_id=room, secret=secret)
+
+
+def _decode_request(raw: Any) -> JoinRequest:
+    if not isinstance(raw, dict) or set(raw) != _REQUEST_KEYS:
+        raise _hs_error("malformed", "a join request is a map of exactly room", CLOSE_MALFORMED)
+    try:
+        return JoinRequest(room_id=check_room_id(raw["room"]))
+    except LocalProtocolError as exc:
+        raise _hs_error("malformed", f"join request: {exc.message}", CLOSE_MALFORMED) from None
 
 
 class Transport:
@@ -181,7 +197,7 @@ class SecureChannel:
         static_private: bytes,
         ephemeral_private: bytes,
         expected_peer_id: str | None = None,
-        invite: Invite | None = None,
+        invite: Presented | None = None,
         rekey_interval: int = REKEY_INTERVAL,
     ) -> None:
         if invite is not None and not initiator:
@@ -260,7 +276,7 @@ class SecureChannel:
         return self._require_complete().peer_id
 
     @property
-    def peer_invite(self) -> Invite | None:
+    def peer_invite(self) -> Presented | None:
         return self._require_complete().invite
 
     @property

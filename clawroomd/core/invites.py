@@ -37,6 +37,21 @@ class Invite:
         check_secret(self.secret)
 
 
+@dataclass(frozen=True, kw_only=True)
+class JoinRequest:
+    """What a guest presents instead of an invite to join a room by its id alone (LAN join, SPEC §13.11):
+    the host's owner must approve the guest's identity, so there is no secret."""
+
+    room_id: str
+
+    def __post_init__(self) -> None:
+        check_room_id(self.room_id)
+
+
+# What a guest may present in handshake message 3: an invite, a join request, or nothing (a reconnect).
+Presented = Invite | JoinRequest
+
+
 def secret_hash(secret: bytes) -> bytes:
     return hashlib.sha256(secret).digest()
 

@@ -23,6 +23,7 @@ from .config import DaemonConfig
 from .context_api import ContextMethods
 from .delivery import Delivery
 from .errors import ApiError, core_refusal_is_bad_value
+from .lan_api import LanApi
 from .leak_check import LeakCheck
 from .live import LiveRoom
 from .moves import Moves
@@ -127,9 +128,11 @@ class Api:
         listen: Callable[[], list[str]],
         results: Results,
         delivery: Delivery,
+        lan: LanApi,
         agent_env: Callable[[str, dict[str, str] | None], None] = lambda room_id, env: None,
     ) -> None:
         self.agent_env = agent_env  # AgentRunner.set_env: a room's agent_env, kept in memory only
+        self.lan = lan
         self.results = results
         self.delivery = delivery
         self.rooms = rooms
@@ -159,6 +162,7 @@ class Api:
             "owner.inbox": self.owner_inbox,
             "room.summary": self.room_summary,
             **contexts.methods,
+            **lan.methods,
         }
 
     async def handle(self, method: str, params: dict[str, Any], session: Session) -> Any:
@@ -185,6 +189,7 @@ class Api:
             "open_rooms": sum(1 for r in self.rooms if not r.closed),
             "storage": self.rooms.store.health,
             "damaged_rooms": sorted(self.rooms.damaged),
+            "lan": self.lan.info(),
         }
 
     def _advertise(self, params: dict[str, Any]) -> list[tuple[str, int]]:
@@ -232,6 +237,8 @@ class Api:
                 answer_timeout_ms=_seconds(params, "answer_timeout_s", DEFAULT_ANSWER_TIMEOUT_S),
             )
         meta: dict[str, Any] = {"topic": spec.topic}
+        if _get(params, "lan_join", bool, False):
+            meta["lan_join"] = True  # the owner may admit a guest who asks by room id (SPEC §13.11)
         self._commands(params, meta)
         env = check_agent_env(params)
         owner = self.contexts.for_new_room(params)
@@ -250,12 +257,17 @@ class Api:
         return view
 
     async def room_join(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
-        try:
-            url = JoinURL.parse(_get(params, "join_url", str))
-        except LocalProtocolError as err:
-            raise ApiError("bad_join_url", err.message) from None
-        if url.host_peer_id == self.identity.peer_id:
-            raise ApiError("conflict", "that join URL is for a room this daemon hosts; the guest needs its own daemon")
+        url = None
+        if params.get("join_url") is not None or params.get("room_id") is None:
+            try:
+                url = JoinURL.parse(_get(params, "join_url", str, what=" (or room_id, to ask on the LAN)"))
+            except LocalProtocolError as err:
+                raise ApiError("bad_join_url", err.message) from None
+            if url.host_peer_id == self.identity.peer_id:
+                raise ApiError("conflict", "that join URL is for a room this daemon hosts; the guest needs a daemon")
+        room_id = url.room_id if url is not None else _get(params, "room_id", str)
+        if (here := self.rooms.lookup(room_id)) is not None and here.role == "host":
+            raise ApiError("conflict", "this daemon is the host of that room; a room needs two daemons")
         meta: dict[str, Any] = {}
         self._commands(params, meta)
         env = check_agent_env(params)
@@ -266,21 +278,33 @@ class Api:
         label = _get(params, "label", str, "")
         if owner is not None:
             self.leaks.facts(owner.private_facts, label)  # `joined` carries it to the host
-        fresh = owner is not None and url.room_id not in self.rooms
+        fresh = owner is not None and room_id not in self.rooms
         if fresh:  # in place before `joined` can wake our agent (a guest may move first)
             assert owner is not None
-            self.contexts.copy_into(url.room_id, owner)
+            self.contexts.copy_into(room_id, owner)
         if env is not None:  # before `joined` can wake our agent, like the context
-            self.agent_env(url.room_id, env)
-        try:
-            live = await self.join(url, label=label, meta=meta, timeout=timeout)
-        except BaseException:
-            if fresh and url.room_id not in self.rooms:
-                self.contexts.take_back(url.room_id)
-            if env is not None and url.room_id not in self.rooms:
-                self.agent_env(url.room_id, None)
-            raise
-        view = status_view(live)
+            self.agent_env(room_id, env)
+
+        def take_back() -> None:
+            if fresh and room_id not in self.rooms:
+                self.contexts.take_back(room_id)
+            if env is not None and room_id not in self.rooms:
+                self.agent_env(room_id, None)
+
+        if url is None and here is not None:
+            return status_view(here)  # joined already
+        if url is None:
+            view = await self.lan.join_room(params, label=label, meta=meta, timeout=timeout, on_fail=take_back)
+            if "lifecycle" not in view:
+                return view  # wait=false: the request's state (pending, with the SAS)
+        else:
+            try:
+                live = await self.join(url, label=label, meta=meta, timeout=timeout)
+            except BaseException:
+                take_back()
+                raise
+            view = status_view(live)
+        live = self.rooms.get(room_id)
         if owner is not None and live.state.spec is not None:
             # The host's fields are known only now: a limit on another field can never apply. Say so.
             try:
@@ -319,7 +343,7 @@ class Api:
         return {"room_id": live.room_id, "pending": pending, "answers": self.questions.answers(live.room_id)}
 
     async def owner_inbox(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
-        return {"questions": self.questions.inbox()}
+        return {"questions": self.questions.inbox(), **self.lan.inbox()}
 
     async def room_list(self, params: dict[str, Any], session: Session) -> dict[str, Any]:
         return {"rooms": [list_row(live) for live in self.rooms]}

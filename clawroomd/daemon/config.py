@@ -11,6 +11,9 @@ TOML keys (all optional; relative paths are relative to the file's folder)::
     advertise   = ["192.0.2.10:7643"]     # addresses put in join URLs (default: the listen address)
     notify      = "notify-send clawroom"  # the owner's question hook for rooms without --notify
     deliver     = "mail -s result me"     # the owner's delivery hook for rooms without --deliver
+    lan         = true                    # LAN discovery (DNS-SD over mDNS); off by default
+    lan_interfaces = ["eth0"]             # interfaces for it (default: every one with a private IPv4 address)
+    lan_name    = "alice"                 # the name others see on the LAN (default: this machine's host name)
 
     [tuning]                              # every key and its bounds: clawroomd/daemon/tuning.py
     agent_timeout = 120                   # s for one run of a room's agent command
@@ -20,6 +23,8 @@ TOML keys (all optional; relative paths are relative to the file's folder)::
     max_links_per_peer = 8                # admitted links per peer identity (a new one replaces the oldest)
     max_peer_connections = 4096           # all peer connections (also at most half the open-file limit)
     watch_memory = 67108864               # bytes of unread local-API notifications, all connections together
+    lan_stale_after = 120                 # s without news of a LAN peer before we dial it to confirm it
+    join_request_ttl = 600                # s a LAN join request waits for the owner's approval
 
     [any_table]                           # other tables are kept, unparsed, in DaemonConfig.extra
     ...
@@ -51,7 +56,8 @@ DURABILITIES = ("normal", "full")
 DEFAULT_MAX_REQUEST = 1 << 20
 # [tuning] keys checked here: (type, lowest, highest). PeerLimits field for each peer one below.
 _KNOWN_KEYS = {
-    "state_dir", "socket", "listen", "log_level", "durability", "max_request", "advertise", "notify", "deliver"
+    "state_dir", "socket", "listen", "log_level", "durability", "max_request", "advertise", "notify", "deliver",
+    "lan", "lan_interfaces", "lan_name",
 }  # fmt: skip
 
 
@@ -73,6 +79,9 @@ class DaemonConfig:
     tuning: Tuning = field(default_factory=Tuning)
     notify: tuple[str, ...] = ()  # the owner's question hook for rooms that name none (argv)
     deliver: tuple[str, ...] = ()  # the owner's delivery hook for rooms that name none (argv)
+    lan: bool = False  # LAN discovery on (--lan)
+    lan_interfaces: tuple[str, ...] = ()  # pinned interface names; empty: every private one
+    lan_name: str = ""  # the name advertised on the LAN; empty: the host name
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -127,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="address peers should dial, put in join URLs (repeatable; default: the listen address, "
         "which must then not be 0.0.0.0)",
     )
+    p.add_argument(
+        "--lan", action="store_true", default=None,
+        help="discover and advertise on the LAN (DNS-SD over mDNS; never room ids or topics)",
+    )  # fmt: skip
+    p.add_argument(
+        "--lan-interface", dest="lan_interfaces", action="append", metavar="IFACE",
+        help="use this interface for LAN discovery (repeatable; default: every one with a private IPv4 address)",
+    )  # fmt: skip
+    p.add_argument("--lan-name", metavar="NAME", help="the name others see on the LAN (default: the host name)")
     p.add_argument("--version", action="version", version=f"clawroomd {clawroomd.__version__}")
     return p
 
@@ -236,6 +254,19 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     for text in advertise:
         parse_listen(text)  # same grammar as listen; raises ConfigError naming the bad value
 
+    raw, _ = pick(args.lan, "lan")
+    if raw is not None and not isinstance(raw, bool):
+        raise ConfigError(f"lan must be true or false, not {raw!r}")
+    lan = bool(raw)
+    raw, _ = pick(args.lan_interfaces, "lan_interfaces")
+    lan_interfaces = () if raw is None else raw
+    if not isinstance(lan_interfaces, list | tuple) or not all(isinstance(a, str) and a for a in lan_interfaces):
+        raise ConfigError(f"lan_interfaces must be a list of interface names, not {lan_interfaces!r}")
+    raw, _ = pick(args.lan_name, "lan_name")
+    lan_name = "" if raw is None else raw
+    if not isinstance(lan_name, str) or len(lan_name) > 48:
+        raise ConfigError(f"lan_name must be a name of at most 48 characters, not {lan_name!r}")
+
     try:
         tuning = Tuning.from_table(file_data.get("tuning", {}))
     except TuningError as e:
@@ -254,5 +285,8 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         notify=_command(file_data.get("notify"), "notify"),
         deliver=_command(file_data.get("deliver"), "deliver"),
         tuning=tuning,
+        lan=lan,
+        lan_interfaces=tuple(lan_interfaces),
+        lan_name=lan_name,
         extra=MappingProxyType(extra),
     )

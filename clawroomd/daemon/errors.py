@@ -48,6 +48,8 @@ ERROR_CODES: dict[str, int] = {
     "no_question": 1022,
     "needs_owner_approval": 1023,
     "bad_provenance": 1024,
+    "join_refused": 1025,
+    "no_request": 1026,
 }
 
 # WebSocket close code a daemon sends when it drops a peer link because it could not save what the link

@@ -40,11 +40,12 @@ log = logging.getLogger("clawroomd.guest")
 # Rejections that mean "the room moved on while our submission was in flight": re-sign and retry.
 STALE = frozenset({"bad_sequence", "bad_chain"})
 MIN_BACKOFF = 0.2
+LAN_WAIT_S = 10.0  # how long a join URL without addresses waits for discovery to find its host
 
 
 class PendingJoin:
-    def __init__(self, url: JoinURL, label: str, meta: dict[str, Any]) -> None:
-        self.url = url
+    def __init__(self, room_id: str, label: str, meta: dict[str, Any]) -> None:
+        self.room_id = room_id
         self.label = label
         self.meta = meta
         self.done = trio.Event()
@@ -83,7 +84,8 @@ class HostLink:
     async def _session(self) -> bool:
         """One connection's life; True if it came up (so the next attempt starts with a short backoff)."""
         last_error: Exception | None = None
-        for addr in self.addrs:
+        found = [a for a in self.side.lan_addrs(self.peer_id) if a not in self.addrs]  # it may have moved
+        for addr in self.addrs + found:
             came_up = False
             try:
                 async with self.side.dial(addr, self.peer_id) as conn:
@@ -188,6 +190,9 @@ class GuestSide:
         self.guest_grace_s = tuning.guest_grace
         self.nursery = nursery
         self.links: dict[str, HostLink] = {}
+        # Where LAN discovery last saw a peer id (set by the composition root when discovery runs).
+        self.lan_addrs: Callable[[str], list[tuple[str, int]]] = lambda peer_id: []
+        self.on_met: Callable[[bytes], None] = lambda peer_key: None  # a room now binds us to this host
 
     def dial(self, addr: tuple[str, int], peer_id: str, **kw: Any) -> AbstractAsyncContextManager[PeerConnection]:
         """A secure connection to the host daemon `peer_id` at `addr`, as this daemon."""
@@ -229,51 +234,83 @@ class GuestSide:
 
     async def join(self, url: JoinURL, *, label: str, meta: dict[str, Any], timeout: float) -> LiveRoom:
         """Present the invite on a connection of its own (it travels only in handshake message 3), then
-        take the room over the shared link: sync from the start, and sign `joined` on top of room_created."""
+        take the room over the shared link (`take_room`)."""
         try:
             check_label(label)  # now, not at `joined`: by then the invite is spent and the join half done
         except LocalProtocolError as err:
             raise api_error(err.code, err.message) from None
-        existing = self.rooms.lookup(url.room_id)
+        existing = self._existing(url.room_id)
         if existing is not None:
-            if existing.role != "guest":
-                raise ApiError("conflict", "this daemon is the host of that room; a room needs two daemons")
             return existing
-        link = self.link_for(url.host_peer_id, list(url.addrs))
-        if url.room_id in link.joins:
+        deadline = trio.current_time() + timeout
+        with trio.move_on_at(deadline) as scope:
+            addrs = await self._present_invite(url, timeout)
+        if scope.cancelled_caught:
+            raise self._too_slow(timeout)
+        left = max(deadline - trio.current_time(), 0.001)
+        return await self.take_room(url.room_id, url.host_peer_id, addrs, label=label, meta=meta, timeout=left)
+
+    def _existing(self, room_id: str) -> LiveRoom | None:
+        existing = self.rooms.lookup(room_id)
+        if existing is not None and existing.role != "guest":
+            raise ApiError("conflict", "this daemon is the host of that room; a room needs two daemons")
+        return existing
+
+    @staticmethod
+    def _too_slow(timeout: float) -> ApiError:
+        return ApiError(
+            "peer_unreachable",
+            f"the host did not complete the join within {timeout:g} s; "
+            "check the address in the link and that the host's daemon runs",
+        )
+
+    async def take_room(
+        self,
+        room_id: str,
+        host_peer_id: str,
+        addrs: list[tuple[str, int]],
+        *,
+        label: str,
+        meta: dict[str, Any],
+        timeout: float,
+    ) -> LiveRoom:
+        """The room is bound to our key at the host (an invite was accepted, or its owner approved us):
+        sync it from the start on the shared link, and sign `joined` on top of room_created."""
+        existing = self._existing(room_id)
+        if existing is not None:
+            return existing
+        link = self.link_for(host_peer_id, addrs)
+        if room_id in link.joins:
             raise ApiError("conflict", "a join of this room is already under way")
+        pending = PendingJoin(room_id, label, {**meta, "host_peer_id": host_peer_id, "addrs": [list(a) for a in addrs]})
         with trio.move_on_after(timeout) as scope:
-            await self._present_invite(url, timeout)
-            pending = PendingJoin(
-                url, label, {**meta, "host_peer_id": url.host_peer_id, "addrs": [list(a) for a in url.addrs]}
-            )
-            link.joins[url.room_id] = pending
+            link.joins[room_id] = pending
             try:
                 if link.conn is not None:
                     with contextlib.suppress(LinkClosed):  # if it just dropped, the redial syncs the join
-                        await link.conn.send({"t": "sync", "room": url.room_id, "after": -1})
+                        await link.conn.send({"t": "sync", "room": room_id, "after": -1})
                 else:
                     link.wake.set()
                 await pending.done.wait()
             finally:
-                link.joins.pop(url.room_id, None)
+                link.joins.pop(room_id, None)
         if scope.cancelled_caught:
-            raise ApiError(
-                "peer_unreachable",
-                f"the host did not complete the join within {timeout:g} s; "
-                "check the address in the link and that the host's daemon runs",
-            )
+            raise self._too_slow(timeout)
         if pending.error is not None:
             raise pending.error
         assert pending.live is not None
+        if pending.live.peer_key is not None:
+            self.on_met(pending.live.peer_key)
         return pending.live
 
-    async def _present_invite(self, url: JoinURL, timeout: float) -> None:
+    async def _present_invite(self, url: JoinURL, timeout: float) -> list[tuple[str, int]]:
+        """The addresses to use from now on (the link's, or where the LAN says the host is)."""
+        addrs = list(url.addrs) or await self._find_on_lan(url.host_peer_id, timeout)
         last: Exception | None = None
-        for addr in url.addrs:
+        for addr in addrs:
             try:
                 async with self.dial(addr, url.host_peer_id, invite=url.invite, timeout=timeout):
-                    return  # the host accepted: the room is now bound to our key
+                    return addrs  # the host accepted: the room is now bound to our key
             except LinkClosed as exc:
                 if exc.error_code in ("bad_invite", "invite_used", "invite_expired"):
                     raise ApiError("invite_rejected", _invite_message(exc.error_code)) from None
@@ -284,21 +321,31 @@ class GuestSide:
                 ) from None
             except (DialFailed, OSError) as exc:
                 last = exc
-        if not url.addrs:
-            raise ApiError("peer_unreachable", "the join URL has no dial address (LAN discovery is not built yet)")
         raise ApiError("peer_unreachable", f"cannot reach the host: {last}")
+
+    async def _find_on_lan(self, peer_id: str, timeout: float) -> list[tuple[str, int]]:
+        """A join URL without addresses: wait (a little) for LAN discovery to find the host's peer id."""
+        with trio.move_on_after(min(timeout / 2, LAN_WAIT_S)):
+            while not (addrs := self.lan_addrs(peer_id)):
+                await trio.sleep(0.2)
+            return addrs
+        raise ApiError(
+            "peer_unreachable",
+            f"the join URL has no address and the host {peer_id[:15]} is not on the LAN "
+            "(both daemons need LAN discovery: clawroomd --lan; `clawroom peers` lists what was found)",
+        )
 
     async def _first_event(self, link: HostLink, conn: PeerConnection, join: PendingJoin, env: bytes) -> None:
         """room_created arrived for a pending join: create the replica, persist it, and sign `joined`."""
-        core = GuestRoom(self.identity, room_id=join.url.room_id, host_key=conn.peer_public_key)
+        core = GuestRoom(self.identity, room_id=join.room_id, host_key=conn.peer_public_key)
         try:
             event = core.receive(env, now_ms=now_ms())
         except RemoteProtocolError as err:
-            link.fail_join(join.url.room_id, ApiError("conflict", f"the host sent a bad first event: {err.message}"))
+            link.fail_join(join.room_id, ApiError("conflict", f"the host sent a bad first event: {err.message}"))
             return
         assert event is not None
         live = LiveRoom(
-            room_id=join.url.room_id, role="guest", core=core, meta=join.meta, peer_key=conn.peer_public_key
+            room_id=join.room_id, role="guest", core=core, meta=join.meta, peer_key=conn.peer_public_key
         )
         live.link_up = True
         try:
@@ -308,7 +355,7 @@ class GuestSide:
                 )
                 self.rooms.commit(live, [event])
         except StorageFailed as err:  # nothing was kept; the new core is dropped
-            link.fail_join(join.url.room_id, err)  # StorageFailed is the API's storage_failed
+            link.fail_join(join.room_id, err)  # StorageFailed is the API's storage_failed
             return
         self.rooms.add(live)  # its tasks start once `joined` is through
         link.rooms[live.room_id] = live

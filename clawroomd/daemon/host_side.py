@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
 from ..core.errors import CLOSE_INVITE, CLOSE_WRONG_PEER, RemoteProtocolError
 from ..core.identity import Identity, peer_id_for
-from ..core.invites import Invite, InviteRecord, check_invite, matches
+from ..core.invites import InviteRecord, JoinRequest, Presented, check_invite, matches
 from ..link import LinkClosed, PeerConnection, serve_peers
 from ..link.connection import close_reason
 from .clock import mono_ms, now_ms
@@ -68,6 +69,14 @@ class GuestFeed:
                 self.live.bump()  # a flush cut short: let the pusher pick up what is left
 
 
+def _no_requests(peer_key: bytes, request: JoinRequest) -> None:
+    raise RemoteProtocolError("unknown_room", "no such room here, or it does not take LAN join requests", CLOSE_INVITE)
+
+
+async def _no_request_serving(conn: PeerConnection, request: JoinRequest) -> None:
+    raise RemoteProtocolError("unknown_room", "no such room here, or it does not take LAN join requests", CLOSE_INVITE)
+
+
 class HostSide:
     """Our side of the rooms we host: the peer listener, guest admission, the feeds and the deadlines."""
 
@@ -78,6 +87,11 @@ class HostSide:
         self.link_options = tuning.link_options
         self.peer_limits = tuning.peer_limits()
         self.feeds: dict[str, GuestFeed] = {}  # room id -> the feed to its connected guest
+        self.on_met: Callable[[bytes], None] = lambda peer_key: None  # a room is now bound to this guest
+        # LAN join requests (lan_join.JoinRequests, set by the composition root): check during the
+        # handshake, serve once admitted. Without them every request is refused like an unknown room.
+        self.check_request: Callable[[bytes, JoinRequest], None] = _no_requests
+        self.serve_request: Callable[[PeerConnection, JoinRequest], Awaitable[None]] = _no_request_serving
 
     async def serve(self, host: str, port: int, *, task_status: trio.TaskStatus[tuple[str, int]]) -> None:
         options: dict[str, Any] = {**self.link_options, "limits": self.peer_limits}
@@ -94,8 +108,11 @@ class HostSide:
 
     # -- admission -----------------------------------------------------------------------------------
 
-    async def authorize(self, peer_key: bytes, invite: Invite | None) -> None:
+    async def authorize(self, peer_key: bytes, invite: Presented | None) -> None:
         store = self.rooms.store
+        if isinstance(invite, JoinRequest):
+            self.check_request(peer_key, invite)
+            return
         if invite is None:
             if not any(live.role == "host" and live.peer_key == peer_key for live in self.rooms):
                 raise RemoteProtocolError(
@@ -114,6 +131,8 @@ class HostSide:
             live.peer_key = peer_key
             return  # the same guest retrying a join whose answer it lost
         check_invite(record, invite, now)
+        if live.peer_key is not None and live.peer_key != peer_key:  # its owner admitted another (LAN join)
+            raise RemoteProtocolError("invite_used", "this room already has its guest", CLOSE_INVITE)
         try:
             with store.transaction():
                 if not store.consume_invite(invite.room_id, peer_key, now):
@@ -124,11 +143,15 @@ class HostSide:
                 "storage_failed", f"the host could not save the join ({err.reason}); try again later", CLOSE_STORAGE
             ) from None
         live.peer_key = peer_key
+        self.on_met(peer_key)
         log.info("room %s: invite accepted from %s", live.room_id, peer_id_for(peer_key))
 
     # -- one connected guest daemon ------------------------------------------------------------------
 
     async def serve_guest(self, conn: PeerConnection) -> None:
+        if isinstance(conn.invite, JoinRequest):
+            await self.serve_request(conn, conn.invite)  # a request connection carries nothing else
+            return
         async with trio.open_nursery() as nursery:
             try:
                 async for frame in conn:

@@ -207,11 +207,14 @@ class InviteRow:
 
 @dataclass(frozen=True, kw_only=True)
 class PeerRow:
-    peer_key: bytes
     peer_id: str
-    addrs: list[str]
-    last_seen_ms: int
-    name: str | None
+    peer_key: bytes | None  # known once a handshake proved it (we met)
+    name: str | None  # as the peer advertises it (untrusted)
+    addrs: list[str]  # host:port, as last seen on the LAN
+    first_seen_ms: int
+    last_seen_ms: int  # last sighting or confirmation
+    met_ms: int | None  # first time a room bound us together
+    state: str | None  # "up" | "gone" (LAN only; None: never seen on the LAN)
 
 
 # ------------------------------------------------------------------------------------------ migrations
@@ -262,6 +265,22 @@ MIGRATIONS: list[list[str]] = [
             last_seen_ms INTEGER NOT NULL,
             name         TEXT
         )""",
+    ],
+    [  # LAN discovery: peers are keyed by peer id (an advert carries no key), with first seen and met
+        """CREATE TABLE peers_v2 (
+            peer_id       TEXT PRIMARY KEY,
+            peer_key      BLOB UNIQUE,
+            name          TEXT,
+            addrs         TEXT NOT NULL,
+            first_seen_ms INTEGER NOT NULL,
+            last_seen_ms  INTEGER NOT NULL,
+            met_ms        INTEGER,
+            state         TEXT CHECK (state IN ('up', 'gone'))
+        )""",
+        """INSERT INTO peers_v2 (peer_id, peer_key, name, addrs, first_seen_ms, last_seen_ms)
+            SELECT peer_id, peer_key, name, addrs, last_seen_ms, last_seen_ms FROM peers""",
+        "DROP TABLE peers",
+        "ALTER TABLE peers_v2 RENAME TO peers",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -873,39 +892,50 @@ class Store:
         return cur.rowcount == 1
 
     # -- peers
-    def upsert_peer(
-        self, peer_key: bytes, peer_id: str, addrs: list[str], last_seen_ms: int, name: str | None = None
-    ) -> None:
-        """Insert or update a peer; a None name keeps the stored one."""
+    _PEER_COLUMNS = "peer_id, peer_key, name, addrs, first_seen_ms, last_seen_ms, met_ms, state"
+
+    def see_peer(self, peer_id: str, *, name: str, addrs: list[str], now_ms: int) -> None:
+        """A sighting on the LAN: insert, or refresh its name, addresses and last seen; state `up`."""
         with self._tx():
             self._db.execute(
-                "INSERT INTO peers (peer_key, peer_id, addrs, last_seen_ms, name) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (peer_key) DO UPDATE SET peer_id = excluded.peer_id, addrs = excluded.addrs,"
-                " last_seen_ms = excluded.last_seen_ms, name = COALESCE(excluded.name, peers.name)",
-                (peer_key, peer_id, _dumps(list(addrs)), last_seen_ms, name),
+                "INSERT INTO peers (peer_id, name, addrs, first_seen_ms, last_seen_ms, state)"
+                " VALUES (?, ?, ?, ?, ?, 'up') ON CONFLICT (peer_id) DO UPDATE SET name = excluded.name,"
+                " addrs = excluded.addrs, last_seen_ms = excluded.last_seen_ms, state = 'up'",
+                (peer_id, name, _dumps(list(addrs)), now_ms, now_ms),
+            )
+
+    def set_peer_state(self, peer_id: str, state: str, now_ms: int | None = None) -> None:
+        """`up` (confirmed: last seen becomes `now_ms`) or `gone` (did not answer)."""
+        with self._tx():
+            self._db.execute(
+                "UPDATE peers SET state = ?, last_seen_ms = COALESCE(?, last_seen_ms) WHERE peer_id = ?",
+                (state, now_ms, peer_id),
+            )
+
+    def met_peer(self, peer_id: str, peer_key: bytes, now_ms: int) -> None:
+        """A room now binds us to this peer (its key proven by a handshake): keep the key and when we met."""
+        with self._tx():
+            self._db.execute(
+                "INSERT INTO peers (peer_id, peer_key, addrs, first_seen_ms, last_seen_ms, met_ms)"
+                " VALUES (?, ?, '[]', ?, ?, ?) ON CONFLICT (peer_id) DO UPDATE SET peer_key = excluded.peer_key,"
+                " met_ms = COALESCE(peers.met_ms, excluded.met_ms)",
+                (peer_id, peer_key, now_ms, now_ms, now_ms),
             )
 
     @staticmethod
     def _peer(r: tuple[Any, ...]) -> PeerRow:
-        return PeerRow(peer_key=r[0], peer_id=r[1], addrs=json.loads(r[2]), last_seen_ms=r[3], name=r[4])
+        return PeerRow(
+            peer_id=r[0], peer_key=r[1], name=r[2], addrs=json.loads(r[3]), first_seen_ms=r[4], last_seen_ms=r[5],
+            met_ms=r[6], state=r[7],
+        )  # fmt: skip
 
-    def get_peer(self, peer_key: bytes) -> PeerRow | None:
-        r = self._db.execute(
-            "SELECT peer_key, peer_id, addrs, last_seen_ms, name FROM peers WHERE peer_key = ?", (peer_key,)
-        ).fetchone()
-        return None if r is None else self._peer(r)
-
-    def get_peer_by_id(self, peer_id: str) -> PeerRow | None:
-        r = self._db.execute(
-            "SELECT peer_key, peer_id, addrs, last_seen_ms, name FROM peers WHERE peer_id = ?", (peer_id,)
-        ).fetchone()
+    def get_peer(self, peer_id: str) -> PeerRow | None:
+        r = self._db.execute(f"SELECT {self._PEER_COLUMNS} FROM peers WHERE peer_id = ?", (peer_id,)).fetchone()
         return None if r is None else self._peer(r)
 
     def list_peers(self) -> list[PeerRow]:
         """All known peers, most recently seen first."""
-        rows = self._db.execute(
-            "SELECT peer_key, peer_id, addrs, last_seen_ms, name FROM peers ORDER BY last_seen_ms DESC"
-        )
+        rows = self._db.execute(f"SELECT {self._PEER_COLUMNS} FROM peers ORDER BY last_seen_ms DESC, peer_id")
         return [self._peer(r) for r in rows]
 
     # -- room folders

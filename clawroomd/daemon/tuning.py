@@ -32,6 +32,8 @@ BOUNDS: dict[str, tuple[bool, float, float]] = {
     "max_links_per_peer": (True, 1, 1024),
     "max_peer_connections": (True, 1, 1 << 20),
     "watch_memory": (True, 1 << 16, 1 << 40),
+    "lan_stale_after": (False, 0.1, 86400),
+    "join_request_ttl": (False, 0.1, 86400),
 }
 
 # [tuning] key -> PeerLimits field
@@ -61,6 +63,8 @@ class Tuning:
     max_links_per_peer: int | None = None  # admitted links per peer identity (a new one replaces the oldest)
     max_peer_connections: int | None = None  # all peer connections (also at most half the open-file limit)
     watch_memory: int = 64 << 20  # bytes of unread local-API notifications, all connections together
+    lan_stale_after: float = 120.0  # s without news of a LAN peer before we dial it to confirm it is there
+    join_request_ttl: float = 600.0  # s a LAN join request waits for the host owner's approval
 
     @property
     def link_options(self) -> dict[str, float]:

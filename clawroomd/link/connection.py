@@ -20,7 +20,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from ..core.channel import SecureChannel, Transport
 from ..core.errors import CLOSE_MALFORMED, CLOSE_PROTOCOL, CLOSE_TIMEOUT, RemoteProtocolError
-from ..core.invites import Invite
+from ..core.invites import Presented
 from . import frames
 from .errors import LinkClosed
 
@@ -75,7 +75,7 @@ class PeerConnection:
         self._transport: Transport = channel.transport()
         self.peer_public_key: bytes = channel.peer_public_key
         self.peer_peer_id: str = channel.peer_peer_id
-        self.invite: Invite | None = channel.peer_invite
+        self.invite: Presented | None = channel.peer_invite
         self.handshake_hash: bytes = channel.handshake_hash
         self.sas: str = channel.sas
         self._keepalive_interval = keepalive_interval

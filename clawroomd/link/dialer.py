@@ -13,7 +13,7 @@ from wsproto import ConnectionType, WSConnection
 
 from ..core.errors import RemoteProtocolError
 from ..core.identity import Identity
-from ..core.invites import Invite
+from ..core.invites import Presented
 from .connection import CLOSE_TIMEOUT_S, MAX_WS_MESSAGE, SHUTDOWN_CLOSE_S, PeerConnection, start_ws_reader
 from .errors import DialFailed, LinkClosed
 from .listener import RESOURCE
@@ -29,7 +29,7 @@ async def dial_peer(
     identity: Identity,
     static_private: bytes,
     expected_peer_id: str,
-    invite: Invite | None = None,
+    invite: Presented | None = None,
     timeout: float = DIAL_TIMEOUT,
     **conn_options: Any,
 ) -> AsyncIterator[PeerConnection]:
@@ -114,7 +114,7 @@ async def _open(
     identity: Identity,
     static_private: bytes,
     expected_peer_id: str,
-    invite: Invite | None,
+    invite: Presented | None,
     timeout: float,
     conn_options: dict[str, Any],
 ) -> PeerConnection:

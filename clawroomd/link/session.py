@@ -17,14 +17,14 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from ..core.channel import SecureChannel
 from ..core.errors import CLOSE_HANDSHAKE, CLOSE_MALFORMED, CLOSE_TIMEOUT, RemoteProtocolError
 from ..core.identity import Identity
-from ..core.invites import Invite
+from ..core.invites import Presented
 from .connection import PeerConnection, close_reason, close_ws, closed_from
 from .errors import DialFailed
 
 HANDSHAKE_TIMEOUT = 10.0
 
 # The daemon's decision on a proven peer: return to admit, raise RemoteProtocolError to refuse.
-Authorize = Callable[[bytes, Invite | None], Awaitable[None]]
+Authorize = Callable[[bytes, Presented | None], Awaitable[None]]
 
 
 async def _receive(ws: WebSocketConnection) -> bytes:
@@ -75,7 +75,7 @@ async def connect_peer(
     identity: Identity,
     static_private: bytes,
     expected_peer_id: str | None,
-    invite: Invite | None = None,
+    invite: Presented | None = None,
     timeout: float = HANDSHAKE_TIMEOUT,
     **conn_options: Any,
 ) -> PeerConnection:

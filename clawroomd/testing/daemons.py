@@ -44,11 +44,15 @@ class DaemonProcess:
         log_level: str = "info",
         env: dict[str, str] | None = None,
         listen_fd: int | None = None,
+        netns: str | None = None,
+        listen_host: str = "127.0.0.1",
+        args: list[str] | None = None,
     ) -> None:
         """`env`: extra environment for the daemon; a PYTHONPATH there goes in front of clawroomd's own
         (tests use it to load a sitecustomize that shifts the daemon's wall clock).
         `listen_fd`: a listening socket handed over as systemd does (fd 3, LISTEN_FDS=1, LISTEN_PID=the
-        daemon's pid); `self.socket` should then be its path."""
+        daemon's pid); `self.socket` should then be its path.
+        `netns`: run inside this network namespace (`ip netns exec`, same pid); `args`: more options."""
         self.folder = Path(folder)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
@@ -62,6 +66,9 @@ class DaemonProcess:
         self.log_level = log_level
         self.extra_env = dict(env or {})
         self.listen_fd = listen_fd
+        self.netns = netns
+        self.listen_host = listen_host
+        self.args = list(args or [])
         self.proc: subprocess.Popen[bytes] | None = None
 
     def launch(self) -> None:
@@ -75,12 +82,15 @@ class DaemonProcess:
             "--socket",
             str(self.socket),
             "--listen",
-            f"127.0.0.1:{self.port}",
+            f"{self.listen_host}:{self.port}",
             "--config",
             str(self.config),
             "--log-level",
             self.log_level,
+            *self.args,
         ]
+        if self.netns is not None:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "CLAWROOM_SOCKET")}
         src = str(Path(clawroomd.__file__).resolve().parent.parent)  # works from a checkout, installed or not
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

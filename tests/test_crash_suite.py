@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from negotiating_rooms import EVENTS_PER_ROOM, open_rooms, open_rows, progress
 
-import clawroomd.demo.negotiator as negotiator
-from clawroomd.cli.demo import FIELDS
 from clawroomd.testing import DaemonProcess, wait_for
 from clawroomd.testing.consistency import database_problems, room_problems
 
@@ -33,10 +31,8 @@ pytestmark = pytest.mark.slow
 LONG = os.environ.get("CLAWROOM_LONG") == "1"
 ROOMS = 100 if LONG else 50
 KILLS = 60 if LONG else 20
-EVENTS_PER_ROOM = 10  # created, joined, 5 messages, close proposed, close accepted, room closed
 STEPS_PER_ROOM = 7  # progress units per room as `room.list` shows them: 5 turns, then 2 for the result
 TUNING = {"keepalive_interval": 0.5, "dead_after": 2.0, "max_backoff": 0.3, "send_timeout": 5.0}
-AGENT = Path(__file__).with_name("gated_agent.py")
 
 
 @dataclass
@@ -64,16 +60,6 @@ def schedule(seed: int) -> list[Kill]:
     ]
 
 
-def progress(host: DaemonProcess) -> tuple[int, int]:
-    """(progress units, rooms still open) as the host reports them."""
-    rows = host.call("room.list")["rooms"]
-    return sum(r["turns"] + (2 if r["result"] else 0) for r in rows), sum(1 for r in rows if not r["result"])
-
-
-def agent(gate: Path, role: str) -> list[str]:
-    return [sys.executable, "-I", "-S", str(AGENT), str(gate), negotiator.__file__, "--role", role]
-
-
 def test_fifty_rooms_survive_twenty_seeded_kill_9_cycles(tmp_path: Path) -> None:
     seed = int(os.environ.get("CLAWROOM_CRASH_SEED") or random.randrange(1 << 32))
     print(f"crash suite: seed {seed} (CLAWROOM_CRASH_SEED={seed} replays the schedule)")
@@ -92,13 +78,7 @@ def test_fifty_rooms_survive_twenty_seeded_kill_9_cycles(tmp_path: Path) -> None
         )  # fmt: skip
 
     try:
-        rooms = []
-        with host.client() as hc, guest.client() as gc:
-            for i in range(ROOMS):
-                created = hc.call("room.create", topic=f"crash room {i}", fields=FIELDS, max_turns=20,
-                                  agent_command=agent(gate, "host"))  # fmt: skip
-                gc.call("room.join", join_url=created["join_url"], agent_command=agent(gate, "guest"))
-                rooms.append(created["room_id"])
+        rooms = open_rooms(host, guest, ROOMS, gate)
         gate.touch()  # every room is joined: the agents start
         for n, kill in enumerate(kills, 1):
             try:
@@ -108,11 +88,11 @@ def test_fifty_rooms_survive_twenty_seeded_kill_9_cycles(tmp_path: Path) -> None
             except AssertionError as err:
                 fail(f"before kill {n}: {err} (at {progress(host)[0]})")
             time.sleep(kill.delay)
-            done, open_rooms = progress(host)
+            done, still_open = progress(host)
             victim = daemons[kill.victim]
             victim.kill()
             log.append(
-                f"{n}: {kill.victim} at progress {done} ({open_rooms} rooms open), down {kill.down:.2f} s"
+                f"{n}: {kill.victim} at progress {done} ({still_open} rooms open), down {kill.down:.2f} s"
                 + (f", killed again {kill.again_after:.2f} s into its restart" if kill.again_after else "")
             )
             time.sleep(kill.down)
@@ -127,10 +107,9 @@ def test_fifty_rooms_survive_twenty_seeded_kill_9_cycles(tmp_path: Path) -> None
         kill_phase = time.monotonic() - started
         for d in (host, guest):
             try:
-                wait_for(f"every room closed on the {d.name}",
-                         lambda d=d: all(r["result"] for r in d.call("room.list")["rooms"]), 60, poll=0.1)  # fmt: skip
+                wait_for(f"every room closed on the {d.name}", lambda d=d: not open_rows(d), 60, poll=0.1)
             except AssertionError as err:
-                stuck = [r for r in d.call("room.list")["rooms"] if not r["result"]]
+                stuck = open_rows(d)
                 fail(f"{err}: {len(stuck)} open, e.g. {stuck[:2]}")
         problems: list[str] = []
         for room_id in rooms:

@@ -44,11 +44,15 @@ class DaemonProcess:
         log_level: str = "info",
         env: dict[str, str] | None = None,
         listen_fd: int | None = None,
+        listen_host: str = "127.0.0.1",
+        netns: str | None = None,
     ) -> None:
         """`env`: extra environment for the daemon; a PYTHONPATH there goes in front of clawroomd's own
         (tests use it to load a sitecustomize that shifts the daemon's wall clock).
         `listen_fd`: a listening socket handed over as systemd does (fd 3, LISTEN_FDS=1, LISTEN_PID=the
-        daemon's pid); `self.socket` should then be its path."""
+        daemon's pid); `self.socket` should then be its path.
+        `netns`: run inside that network namespace (`ip netns exec`, root; see clawroomd.testing.netns), listening
+        on `listen_host` there; the local API's Unix socket is a path, reachable from any namespace."""
         self.folder = Path(folder)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
@@ -62,6 +66,8 @@ class DaemonProcess:
         self.log_level = log_level
         self.extra_env = dict(env or {})
         self.listen_fd = listen_fd
+        self.listen_host = listen_host
+        self.netns = netns
         self.proc: subprocess.Popen[bytes] | None = None
 
     def launch(self) -> None:
@@ -75,7 +81,7 @@ class DaemonProcess:
             "--socket",
             str(self.socket),
             "--listen",
-            f"127.0.0.1:{self.port}",
+            f"{self.listen_host}:{self.port}",
             "--config",
             str(self.config),
             "--log-level",
@@ -86,6 +92,8 @@ class DaemonProcess:
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         for key, value in self.extra_env.items():
             env[key] = value + os.pathsep + env[key] if key == "PYTHONPATH" else value
+        if self.netns is not None:
+            argv = ["ip", "netns", "exec", self.netns, *argv]  # it execs the daemon: same pid, so kill() works
         activation: dict[str, Any] = {}
         if self.listen_fd is not None:
             # LISTEN_PID must be the daemon's own pid, known only in the child: a shim sets it and execs

@@ -14,6 +14,7 @@ where namespaces cannot be made). Rooms are negotiated by the demo negotiator on
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +155,16 @@ def test_loss_and_delay_keep_every_room_consistent(tmp_path: Path) -> None:
         took = time.monotonic() - started
         pair.consistent(rooms)
         print(f"{net.impairment}: {ROOMS} rooms joined and agreed in {took:.1f} s")
+
+
+def test_the_namespaces_and_their_link_are_removed_also_when_the_test_fails() -> None:
+    def names() -> set[str]:
+        out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+        return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+    before = names()
+    for impaired in ({}, {"loss": 0.5, "delay": 0.01}):
+        with pytest.raises(RuntimeError, match="the body failed"), netns_pair(**impaired) as net:
+            assert {net.a.name, net.b.name} <= names()
+            raise RuntimeError("the body failed")
+        assert names() == before

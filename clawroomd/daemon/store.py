@@ -27,7 +27,8 @@ event or at ``recover()``.
 Opening checks that the state is ours and whole: the state dir must be private (see
 ``clawroomd.private_files``; it is never chmod-ed), the database must be a clawroomd database
 (``DatabaseDamaged`` otherwise), and it must know every room whose transcript is in ``rooms/``
-(``StateMismatch`` otherwise: a deleted, emptied or older database is not silently started empty).
+(``StateMismatch`` otherwise: a deleted, emptied or older database is not silently started empty), and
+every event a room's transcript holds (``StateMismatch``: its lines are not cut back to an older database).
 
 The API is synchronous (SQLite calls take well under a millisecond here); the daemon calls it from its
 trio thread directly. A Store is not thread-safe: use it from one thread. The one exception is
@@ -361,6 +362,7 @@ class Store:
                     f"{self.db_path} is damaged (SQLite's quick_check: {' '.join(problem.split())}); restore it "
                     f"(with its -wal file) from a backup. Nothing was changed"
                 )
+            self._check_not_behind_transcripts()
             if repair:
                 self.repair_transcripts()
         except BaseException as exc:
@@ -415,6 +417,41 @@ class Store:
             missing = [r for r in with_transcripts if r not in known]
             if missing:
                 raise self._mismatch(missing, "has no record of some rooms" if known else "has no rooms")
+
+    def _check_not_behind_transcripts(self) -> None:
+        """Refuse a database that lost the last events of a room whose transcript.jsonl still holds them.
+
+        A transcript line is appended only after its event commits, so a line past the database's last
+        event that links to it (its `prev` is that event's hash) is an event the database has lost: an
+        older copy restored, a -wal file cut short. Rewriting the file from the database would destroy
+        the only copy of those events here, and a host would then sign other events under the same seqs
+        as the ones its guest holds. A line that does not link (torn, edited, junk) is repaired as usual."""
+        lost: list[str] = []
+        for (room_id,) in self._db.execute("SELECT room_id FROM rooms ORDER BY room_id").fetchall():
+            try:
+                data = (self.state_dir / "rooms" / room_id / TRANSCRIPT).read_bytes()
+            except OSError:  # none (or unreadable): nothing there to lose; the repair deals with it
+                continue
+            head = self._db.execute(
+                "SELECT seq, hash FROM events WHERE room_id = ? ORDER BY seq DESC LIMIT 1", (room_id,)
+            ).fetchone()
+            count, head_hash = (0, bytes(32)) if head is None else (int(head[0]) + 1, bytes(head[1]))
+            lines = data.split(b"\n")[:-1]  # complete lines only
+            if len(lines) <= count:
+                continue
+            try:
+                first = json.loads(lines[count])
+            except ValueError:
+                continue
+            if isinstance(first, dict) and first.get("seq") == count and first.get("prev") == head_hash.hex():
+                lost.append(f"{room_id}: events {count}..{len(lines) - 1}")
+        if lost:
+            raise StateMismatch(
+                f"{self.db_path} lacks the last events of {len(lost)} room(s) that their {TRANSCRIPT} holds "
+                f"({'; '.join(lost[:3])}{'; ...' if len(lost) > 3 else ''}): the database was replaced by an older "
+                f"copy or lost the end of its -wal file. Not starting, so that nothing is overwritten: restore "
+                f"{DB_NAME} (with its -wal file) from a backup that has those events"
+            )
 
     # -- lifecycle
     def close(self) -> None:

@@ -52,7 +52,9 @@ class DaemonProcess:
         (tests use it to load a sitecustomize that shifts the daemon's wall clock).
         `listen_fd`: a listening socket handed over as systemd does (fd 3, LISTEN_FDS=1, LISTEN_PID=the
         daemon's pid); `self.socket` should then be its path.
-        `netns`: run inside this network namespace (`ip netns exec`, same pid); `args`: more options."""
+        `netns`: run inside that network namespace (`ip netns exec`, root; see clawroomd.testing.netns), listening
+        on `listen_host` there; the local API's Unix socket is a path, reachable from any namespace.
+        `args`: more daemon options."""
         self.folder = Path(folder)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
@@ -89,13 +91,13 @@ class DaemonProcess:
             self.log_level,
             *self.args,
         ]
-        if self.netns is not None:
-            argv = ["ip", "netns", "exec", self.netns, *argv]
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "CLAWROOM_SOCKET")}
         src = str(Path(clawroomd.__file__).resolve().parent.parent)  # works from a checkout, installed or not
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         for key, value in self.extra_env.items():
             env[key] = value + os.pathsep + env[key] if key == "PYTHONPATH" else value
+        if self.netns is not None:
+            argv = ["ip", "netns", "exec", self.netns, *argv]  # it execs the daemon: same pid, so kill() works
         activation: dict[str, Any] = {}
         if self.listen_fd is not None:
             # LISTEN_PID must be the daemon's own pid, known only in the child: a shim sets it and execs

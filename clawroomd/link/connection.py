@@ -122,11 +122,19 @@ class PeerConnection:
         try:
             if self.closed is not None:
                 raise self._closed_error()
+            # Encrypting spends a nonce: a cancel pending now must land before that, not in send_message,
+            # or the peer would wait for a message that never comes and fail every later one.
+            await trio.lowlevel.checkpoint_if_cancelled()
             wire = self._transport.encrypt(plaintext)
             try:
                 await self._ws.send_message(wire)
             except ConnectionClosed as exc:
                 raise self._note_closed(closed_from(exc, by_peer=True)) from None
+            except trio.Cancelled:
+                # Cancelled while waiting to write (the peer is not reading): part of the frame may be out.
+                # Nothing can follow it on this connection; end it, and the peer redials and re-syncs.
+                self._broken("a send was interrupted part-way")
+                raise
             self._last_sent = trio.current_time()
         finally:
             self._send_lock.release()
@@ -187,6 +195,15 @@ class PeerConnection:
         # A fresh exception per raise, so tracebacks do not pile up on one shared object.
         c = self.closed or LinkClosed(NORMAL_CLOSE, "", by_peer=False)
         return LinkClosed(c.close_code, c.reason, by_peer=c.by_peer)
+
+    def _broken(self, why: str) -> None:
+        """The stream can no longer carry a message: refuse further sends and stop the reader and heartbeat,
+        which makes the owner's handler see the end and close the socket (from a task not being cancelled)."""
+        log.info("closing link to %s: %s", self.peer_peer_id, why)
+        self._note_closed(LinkClosed(CLOSE_PROTOCOL, close_reason("interrupted", why), by_peer=False))
+        self._inbox_send.close()
+        if self._run_scope is not None:
+            self._run_scope.cancel()
 
     def _note_closed(self, closed: LinkClosed) -> LinkClosed:
         if self.closed is None:

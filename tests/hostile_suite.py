@@ -3,6 +3,7 @@ processes) with the fast keepalive of HOSTILE_TUNING, and the bounds every attac
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,16 +43,21 @@ async def attack_and_measure(
     assert host.proc is not None
     target = Target(host)
     await target.bind()
-    fds_before = open_fds(host.proc.pid)
     async with HonestRoom(host, guest) as honest:
         await honest.probe(5)  # the room is up and warm
+        fds_before = open_fds(host.proc.pid)
         figures = await under_attack(name, attack, target, honest, n=PROBES, ramp=ramp)
-    print(figures.line())
-    lat = figures.latency
-    assert lat.p50_ms < MAX_P50_MS and lat.p99_ms < MAX_P99_MS, f"honest room too slow during {name}: {lat}"
-    with trio.fail_after(15):  # everything the attack held is given back
-        while open_fds(host.proc.pid) > fds_before + 2:
-            await trio.sleep(0.1)
+        print(figures.line())
+        lat = figures.latency
+        assert lat.p50_ms < MAX_P50_MS and lat.p99_ms < MAX_P99_MS, f"honest room too slow during {name}: {lat}"
+        try:
+            with trio.fail_after(15):  # everything the attack held is given back
+                while open_fds(host.proc.pid) > fds_before + 2:
+                    await trio.sleep(0.1)
+        except trio.TooSlowError:
+            fd_dir = f"/proc/{host.proc.pid}/fd"
+            held = sorted(os.readlink(f"{fd_dir}/{fd}") for fd in os.listdir(fd_dir))
+            raise AssertionError(f"the host still holds {len(held)} descriptors, {fds_before} before: {held}") from None
     assert host.proc.poll() is None
     return figures, target
 

@@ -62,6 +62,7 @@ async def test_a_send_cancelled_while_blocked_ends_the_link_cleanly(autojump_clo
                 while True:
                     await host.send({"pad": "x" * 4000})
             assert scope.cancelled_caught
-            with pytest.raises(LinkClosed):
+            with pytest.raises(LinkClosed) as closed:
                 await host.send({"after": 1})
+            assert closed.value.error_code == "interrupted"
             nursery.cancel_scope.cancel()

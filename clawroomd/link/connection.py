@@ -88,6 +88,7 @@ class PeerConnection:
         self._last_received = now
         self.closed: LinkClosed | None = None
         self._closing = False
+        self._close_with: tuple[int, str] | None = None  # why _broken() ended it, for the owner's aclose
         self._close_done = trio.Event()
         self._run_scope: trio.CancelScope | None = None
 
@@ -182,6 +183,8 @@ class PeerConnection:
             await self._close_done.wait()
             return
         self._closing = True
+        if self._close_with is not None:
+            code, reason = self._close_with
         self._note_closed(LinkClosed(code, reason, by_peer=False))
         try:
             await close_ws(self._ws, code, reason, self._close_timeout if timeout is None else timeout)
@@ -200,7 +203,8 @@ class PeerConnection:
         """The stream can no longer carry a message: refuse further sends and stop the reader and heartbeat,
         which makes the owner's handler see the end and close the socket (from a task not being cancelled)."""
         log.info("closing link to %s: %s", self.peer_peer_id, why)
-        self._note_closed(LinkClosed(CLOSE_PROTOCOL, close_reason("interrupted", why), by_peer=False))
+        self._close_with = (CLOSE_PROTOCOL, close_reason("interrupted", why))
+        self._note_closed(LinkClosed(*self._close_with, by_peer=False))
         self._inbox_send.close()
         if self._run_scope is not None:
             self._run_scope.cancel()

@@ -29,6 +29,7 @@ from ..core import cbor
 from ..core.identity import Identity
 from ..core.joinurl import JoinURL
 from ..link import DialFailed, LinkClosed, PeerConnection, dial_peer
+from ..link.connection import close_ws
 from .daemons import DaemonProcess
 
 # Fast keepalive so that a peer stalled after its handshake is cut in seconds, not the default 30.
@@ -271,13 +272,17 @@ async def frame_flood(target: Target, stats: AttackStats) -> None:
                     if reads:
                         nursery.start_soon(drain, conn)
                     i = 0
-                    while True:
-                        await conn.send(frames[i % len(frames)])
-                        stats.add("frames")
-                        i += 1
+                    try:
+                        while True:
+                            await conn.send(frames[i % len(frames)])
+                            stats.add("frames")
+                            i += 1
+                    except LinkClosed as exc:
+                        stats.add(f"link closed {exc.close_code} {exc.reason}".strip())
+                        nursery.cancel_scope.cancel()
             except (DialFailed, LinkClosed, OSError) as exc:
-                stats.add(f"link ended: {type(exc).__name__}")
-                await trio.sleep(0.05)
+                stats.add(f"dial failed: {type(exc).__name__}")
+            await trio.sleep(0.05)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(one, True)
@@ -416,7 +421,7 @@ async def _record_handshake(target: Target) -> list[bytes]:
                 message = await ws.get_message()
                 assert isinstance(message, bytes)
                 channel.read_message(message)
-        await ws.aclose()
+        await close_ws(ws, 1000, "")  # closes the TCP socket too
         nursery.cancel_scope.cancel()
     return sent
 
@@ -438,7 +443,7 @@ async def _replay_handshake(target: Target, recorded: list[bytes], stats: Attack
             stats.add("replayed handshake admitted")
         except ConnectionClosed as exc:
             stats.add(f"closed {exc.reason.code if exc.reason else 1006}")
-        await ws.aclose()
+        await close_ws(ws, 1000, "")  # closes the TCP socket too
         nursery.cancel_scope.cancel()
 
 

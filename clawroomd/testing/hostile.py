@@ -411,17 +411,25 @@ async def _record_handshake(target: Target) -> list[bytes]:
     sent = []
     async with trio.open_nursery() as nursery:
         ws = await connect_websocket(nursery, *target.addr, RESOURCE, use_ssl=False)
-        channel = SecureChannel(initiator=True, identity=target.identity, static_private=target.static,
-                                ephemeral_private=os.urandom(32), expected_peer_id=target.url.host_peer_id)  # fmt: skip
-        while not channel.complete:
-            if channel.our_turn():
-                sent.append(channel.write_message())
-                await ws.send_message(sent[-1])
-            else:
-                message = await ws.get_message()
-                assert isinstance(message, bytes)
-                channel.read_message(message)
-        await close_ws(ws, 1000, "")  # closes the TCP socket too
+        try:
+            channel = SecureChannel(
+                initiator=True,
+                identity=target.identity,
+                static_private=target.static,
+                ephemeral_private=os.urandom(32),
+                expected_peer_id=target.url.host_peer_id,
+            )
+            while not channel.complete:
+                if channel.our_turn():
+                    sent.append(channel.write_message())
+                    await ws.send_message(sent[-1])
+                else:
+                    message = await ws.get_message()
+                    assert isinstance(message, bytes)
+                    channel.read_message(message)
+        finally:
+            with trio.CancelScope(shield=True):
+                await close_ws(ws, 1000, "", timeout=0.5)  # closes the TCP socket too
         nursery.cancel_scope.cancel()
     return sent
 
@@ -443,7 +451,9 @@ async def _replay_handshake(target: Target, recorded: list[bytes], stats: Attack
             stats.add("replayed handshake admitted")
         except ConnectionClosed as exc:
             stats.add(f"closed {exc.reason.code if exc.reason else 1006}")
-        await close_ws(ws, 1000, "")  # closes the TCP socket too
+        finally:
+            with trio.CancelScope(shield=True):
+                await close_ws(ws, 1000, "", timeout=0.5)  # closes the TCP socket too
         nursery.cancel_scope.cancel()
 
 

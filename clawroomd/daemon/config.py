@@ -22,7 +22,7 @@ TOML keys (all optional; relative paths are relative to the file's folder)::
     max_pending_per_address = 8           # ... from one IPv4 address / IPv6 /64
     max_links_per_peer = 8                # admitted links per peer identity (a new one replaces the oldest)
     max_peer_connections = 4096           # all peer connections (also at most half the open-file limit)
-    watch_memory = 67108864               # bytes of unread local-API notifications, all connections together
+    watch_memory = 67108864               # bytes of unread local-API notifications (and, apart, answers), in all
     lan_stale_after = 120                 # s without news of a LAN peer before we dial it to confirm it
     join_request_ttl = 600                # s a LAN join request waits for the owner's approval
 

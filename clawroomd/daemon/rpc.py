@@ -212,9 +212,11 @@ class _Server:
     async def _read_loop(self, stream: trio.SocketStream, session: Session) -> bool:
         """Read and handle requests until EOF; True if we stop early with input possibly unread."""
         buf = bytearray()
+        searched = 0  # bytes of buf known to hold no newline: a long line is scanned once, not per read
         while True:
-            nl = buf.find(b"\n")
+            nl = buf.find(b"\n", searched)
             if nl == -1:
+                searched = len(buf)
                 if len(buf) > self.max_request:
                     await self._too_large(session)
                     return True
@@ -230,11 +232,15 @@ class _Server:
                 continue
             line = bytes(buf[:nl])
             del buf[: nl + 1]
+            searched = 0
             if len(line) > self.max_request:
                 await self._too_large(session)
                 return True
             if line.strip():
                 await self._handle_line(line, session)
+                # One request per turn: a client with a backlog of cheap requests (one read can hold
+                # thousands) must not keep every other connection and the peer link waiting meanwhile.
+                await trio.lowlevel.checkpoint()
             if session.closed:
                 return False
 

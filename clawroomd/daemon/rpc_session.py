@@ -6,6 +6,10 @@ to the kernel. Memory stays bounded three ways:
 * per connection, ``max_outgoing`` bytes (MAX_OUTGOING): a reply that takes the queue over it makes the
   request reader wait (backpressure: the client is not reading its answers); a notification that would
   take it over drops the connection;
+* all connections' queued replies together, ``NotifyBudget.limit`` again (counted apart from the
+  notifications): past it, a connection with replies of its own still unsent is not read from until they
+  are written, so clients that send requests and never read the answers hold that much in all, plus one
+  answer each, not 8 MiB each;
 * a *paced* notification (room.watch's stream) waits while more than PACE_BYTES are unsent, so a watcher
   that does not read holds a cursor into the room's log rather than a copy of it;
 * all connections' queued notification bytes together, ``NotifyBudget.limit``: past it, the connection
@@ -55,7 +59,8 @@ class NotifyBudget:
 
     def __init__(self, limit: int = DEFAULT_NOTIFY_BUDGET) -> None:
         self.limit = limit
-        self.used = 0
+        self.used = 0  # notification bytes queued
+        self.replies = 0  # reply bytes queued (bounded by backpressure, never by dropping)
         self.sessions: set[Session] = set()
 
     def shed(self) -> None:
@@ -108,6 +113,7 @@ class Session:
         self._queue: deque[tuple[bytes, bool]] = deque()  # (line, is a notification)
         self._queued = 0  # bytes not yet handed to the kernel, the chunk being written included
         self.note_bytes = 0  # of which notifications, counted against the budget (0 once dropped)
+        self.reply_bytes = 0  # of which replies (and the last error line), counted in budget.replies
         self._wakeup = trio.Event()  # set when the queue gains a line
         self._progress = trio.Event()  # set when bytes were written, or on drop/close
         self._callbacks: list[Callable[[], object]] = []
@@ -124,13 +130,18 @@ class Session:
         if note and not self.dropped:
             self.note_bytes += len(data)
             self.budget.used += len(data)
+        elif not note:
+            self.reply_bytes += len(data)
+            self.budget.replies += len(data)
         self._wakeup.set()
 
-    def _release(self, size: int, notes: int) -> None:
-        """`size` bytes, `notes` of them notifications, have been written (or discarded)."""
+    def _release(self, size: int, notes: int, replies: int) -> None:
+        """`size` bytes, `notes` of them notifications and `replies` replies, have been written (or discarded)."""
         if self.closed:
             return  # close() already released everything
         self._queued -= size
+        self.reply_bytes -= replies
+        self.budget.replies -= replies
         if not self.dropped:  # drop() already took this connection's notifications off the budget
             self.note_bytes -= notes
             self.budget.used -= notes
@@ -171,6 +182,8 @@ class Session:
             return
         self._enqueue(obj if isinstance(obj, bytes) else encode_line(obj), note=False)
         await self._until_below(self._max_outgoing)
+        while self.budget.replies > self.budget.limit and self.reply_bytes and not (self.closed or self.dropped):
+            await self._progress.wait()  # only our own client reading lets us go on: others cannot stall us
 
     def drop(self, message: str) -> None:
         """Give up on a client that does not keep up: free its unsent output, tell it why, close it."""
@@ -180,7 +193,8 @@ class Session:
         self.budget.used -= self.note_bytes  # the chunk being written, if any, is gone within DROP_GRACE
         self.note_bytes = 0
         self.dropped = True
-        self._release(sum(len(data) for data, _ in self._queue), 0)
+        queued_replies = sum(len(data) for data, note in self._queue if not note)
+        self._release(sum(len(data) for data, _ in self._queue), 0, queued_replies)
         self._queue.clear()
         self._enqueue(encode_line(error_response(None, ApiError("too_slow", message))), note=False)
         self._nursery.start_soon(self._close_after_grace)
@@ -206,7 +220,7 @@ class Session:
                     notes += len(data) if note else 0
                 await self._stream.send_all(b"".join(lines))
                 del lines
-                self._release(size, notes)
+                self._release(size, notes, size - notes)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             log.debug("%r went away while we were writing", self)
             self.close()
@@ -245,8 +259,9 @@ class Session:
             return
         self._queue.clear()
         self.budget.used -= self.note_bytes
+        self.budget.replies -= self.reply_bytes
         self.budget.sessions.discard(self)
-        self._queued = self.note_bytes = 0
+        self._queued = self.note_bytes = self.reply_bytes = 0
         self.closed = True
         self._progress.set()
         self._nursery.cancel_scope.cancel()

@@ -62,7 +62,7 @@ class Tuning:
     max_pending_per_address: int | None = None  # ... from one IPv4 address / IPv6 /64
     max_links_per_peer: int | None = None  # admitted links per peer identity (a new one replaces the oldest)
     max_peer_connections: int | None = None  # all peer connections (also at most half the open-file limit)
-    watch_memory: int = 64 << 20  # bytes of unread local-API notifications, all connections together
+    watch_memory: int = 64 << 20  # bytes of unread local-API notifications (and, apart, answers), all connections
     lan_stale_after: float = 120.0  # s without news of a LAN peer before we dial it to confirm it is there
     join_request_ttl: float = 600.0  # s a LAN join request waits for the host owner's approval
 

@@ -88,6 +88,7 @@ class PeerConnection:
         self._last_received = now
         self.closed: LinkClosed | None = None
         self._closing = False
+        self._close_with: tuple[int, str] | None = None  # why _broken() ended it, for the owner's aclose
         self._close_done = trio.Event()
         self._run_scope: trio.CancelScope | None = None
 
@@ -122,11 +123,19 @@ class PeerConnection:
         try:
             if self.closed is not None:
                 raise self._closed_error()
+            # Encrypting spends a nonce: a cancel pending now must land before that, not in send_message,
+            # or the peer would wait for a message that never comes and fail every later one.
+            await trio.lowlevel.checkpoint_if_cancelled()
             wire = self._transport.encrypt(plaintext)
             try:
                 await self._ws.send_message(wire)
             except ConnectionClosed as exc:
                 raise self._note_closed(closed_from(exc, by_peer=True)) from None
+            except trio.Cancelled:
+                # Cancelled while waiting to write (the peer is not reading): part of the frame may be out.
+                # Nothing can follow it on this connection; end it, and the peer redials and re-syncs.
+                self._broken("a send was interrupted part-way")
+                raise
             self._last_sent = trio.current_time()
         finally:
             self._send_lock.release()
@@ -174,6 +183,8 @@ class PeerConnection:
             await self._close_done.wait()
             return
         self._closing = True
+        if self._close_with is not None:
+            code, reason = self._close_with
         self._note_closed(LinkClosed(code, reason, by_peer=False))
         try:
             await close_ws(self._ws, code, reason, self._close_timeout if timeout is None else timeout)
@@ -187,6 +198,16 @@ class PeerConnection:
         # A fresh exception per raise, so tracebacks do not pile up on one shared object.
         c = self.closed or LinkClosed(NORMAL_CLOSE, "", by_peer=False)
         return LinkClosed(c.close_code, c.reason, by_peer=c.by_peer)
+
+    def _broken(self, why: str) -> None:
+        """The stream can no longer carry a message: refuse further sends and stop the reader and heartbeat,
+        which makes the owner's handler see the end and close the socket (from a task not being cancelled)."""
+        log.info("closing link to %s: %s", self.peer_peer_id, why)
+        self._close_with = (CLOSE_PROTOCOL, close_reason("interrupted", why))
+        self._note_closed(LinkClosed(*self._close_with, by_peer=False))
+        self._inbox_send.close()
+        if self._run_scope is not None:
+            self._run_scope.cancel()
 
     def _note_closed(self, closed: LinkClosed) -> LinkClosed:
         if self.closed is None:

@@ -40,6 +40,7 @@ class LiveRoom:
         self.stored_phase = ""  # the phase last written to the rooms table
         self.owner_context: OwnerContext | None = None  # our owner's, from owner_context.json (context_store)
         self._changed = trio.Event()
+        self._ended = trio.Event()
 
     @property
     def host(self) -> HostRoom:
@@ -68,6 +69,27 @@ class LiveRoom:
     def bump(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
+        if self.closed:
+            self._ended.set()
+
+    async def wait_closed(self) -> None:
+        """Until the room has ended (checked at each `bump`, which follows every change). For tasks that
+        care about nothing else: waiting on `changed` would wake them at every event of the room."""
+        if not self.closed:
+            await self._ended.wait()
+
+    async def wait_closed_or(self, event: trio.Event) -> None:
+        """Until the room has ended or `event` is set, whichever comes first."""
+        if self.closed or event.is_set():
+            return
+        async with trio.open_nursery() as nursery:
+
+            async def either(ev: trio.Event) -> None:
+                await ev.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(either, self._ended)
+            nursery.start_soon(either, event)
 
     def awaiting(self) -> frozenset[Role]:
         """Who is expected to act now (`RoomState.awaiting`); nobody once we ended the room locally."""

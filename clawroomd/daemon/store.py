@@ -562,6 +562,13 @@ class Store:
         for hook in hooks:
             hook()
 
+    def _one_write(self) -> contextlib.AbstractContextManager[None]:
+        """For a method whose checks all come before its single write statement: its own transaction, or,
+        inside one, nothing more (a savepoint would cost two statements per event on the commit path, and
+        SQLite undoes a failed statement by itself, so an exception still leaves the transaction as it
+        was). Storage errors become StorageFailed at the enclosing transaction."""
+        return self._tx() if self._depth == 0 else contextlib.nullcontext()
+
     def _rollback(self, depth: int) -> None:
         # SQLite may already have rolled the whole transaction back itself (SQLITE_FULL, SQLITE_IOERR):
         # then there is nothing left to undo, and the statement's own error is the one to report.
@@ -691,7 +698,7 @@ class Store:
         the outer block).
         """
         text = _dumps(transcript)
-        with self._tx():
+        with self._one_write():
             last = self.last_seq(room_id)
             if seq != last + 1:
                 if last == -1 and self.get_room(room_id) is None:
@@ -832,7 +839,7 @@ class Store:
 
     def drop_outbox(self, room_id: str, sid: str) -> bool:
         """Forget a submission (confirmed or refused by the host); True if it was there."""
-        with self._tx():
+        with self._one_write():
             cur = self._db.execute("DELETE FROM outbox WHERE room_id = ? AND sid = ?", (room_id, sid))
         return cur.rowcount == 1
 

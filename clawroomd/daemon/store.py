@@ -564,9 +564,10 @@ class Store:
 
     def _one_write(self) -> contextlib.AbstractContextManager[None]:
         """For a method whose checks all come before its single write statement: its own transaction, or,
-        inside one, nothing more (a savepoint would cost two statements per event on the commit path, and
-        SQLite undoes a failed statement by itself, so an exception still leaves the transaction as it
-        was). Storage errors become StorageFailed at the enclosing transaction."""
+        inside one, nothing more. A savepoint would cost two more statements per call (the commit path
+        makes several such calls per event, a join a dozen), and SQLite undoes a failed statement by
+        itself, so an exception still leaves the enclosing transaction as it was. Storage errors become
+        StorageFailed at the enclosing transaction."""
         return self._tx() if self._depth == 0 else contextlib.nullcontext()
 
     def _rollback(self, depth: int) -> None:
@@ -614,7 +615,7 @@ class Store:
         if role not in ("host", "guest"):
             raise ValueError(f"role must be 'host' or 'guest', not {role!r}")
         try:
-            with self._tx():
+            with self._one_write():
                 self._db.execute(
                     "INSERT INTO rooms (room_id, role, peer_key, phase, created_ms, updated_ms, meta, result)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
@@ -651,7 +652,7 @@ class Store:
             if value is not None:
                 sets.append(f"{column} = ?")
                 args.append(value)
-        with self._tx():
+        with self._one_write():
             cur = self._db.execute(f"UPDATE rooms SET {', '.join(sets)} WHERE room_id = ?", (*args, room_id))
             if cur.rowcount != 1:
                 raise UnknownRoom(f"no room {room_id!r}")
@@ -847,7 +848,7 @@ class Store:
     def put_invite(self, room_id: str, secret_hash: bytes, expires_ms: int) -> None:
         """Create or replace the room's invite (a replaced invite is unused again)."""
         try:
-            with self._tx():
+            with self._one_write():
                 self._db.execute(
                     "INSERT OR REPLACE INTO invites (room_id, secret_hash, expires_ms, used_ms, guest_key)"
                     " VALUES (?, ?, ?, NULL, NULL)",
@@ -871,7 +872,7 @@ class Store:
         The caller checks the secret first (``hmac.compare_digest`` against get_invite().secret_hash).
         Expired means ``now_ms >= expires_ms``.
         """
-        with self._tx():
+        with self._one_write():
             cur = self._db.execute(
                 "UPDATE invites SET used_ms = ?, guest_key = ?"
                 " WHERE room_id = ? AND used_ms IS NULL AND expires_ms > ?",

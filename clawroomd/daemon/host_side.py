@@ -229,25 +229,19 @@ class HostSide:
                     live.link_up = False
                     live.bump()
 
-    async def forward(self, live: LiveRoom, *, guest_first: bool = True) -> None:
-        """After `commit(..., wake=False)`: send the new events to the guest and wake our own watchers,
-        whoever acts next first.
+    async def forward(self, live: LiveRoom) -> None:
+        """After `commit(..., wake=False)`: send the new events to the guest, then wake our own watchers.
 
-        After our own move the guest acts next: it goes first so that its daemon works on the event while
-        we answer our agents (two daemons, two cores); woken first, our watchers and replies would run
-        before the send. After the guest's move (`guest_first=False`) our agent acts next, and the guest
-        already holds the event (ours is only its acknowledgement): our watchers go first. The send
+        The guest goes first so that its daemon works on the event while we answer our agents (two
+        daemons, two cores); woken first, our watchers and replies would run before the send. The send
         returns as soon as the kernel has the bytes; it waits only while the guest does not read.
         """
-        if not guest_first:
-            live.bump()
         try:
             if (feed := self.feeds.get(live.room_id)) is not None:
                 with contextlib.suppress(LinkClosed):  # the pusher notices too; the guest re-syncs on redial
                     await feed.flush()
         finally:
-            if guest_first:
-                live.bump()
+            live.bump()
 
     async def _submit(self, conn: PeerConnection, live: LiveRoom, frame: dict[str, Any]) -> None:
         env, sid = frame.get("env"), frame.get("sid")
@@ -267,7 +261,7 @@ class HostSide:
                 await conn.send({"t": "event", "room": live.room_id, "env": sub.events[0].envelope})
                 return
             self.rooms.commit(live, sub.events, wake=False)
-        await self.forward(live, guest_first=False)
+        await self.forward(live)
 
     async def _submit_batch(self, conn: PeerConnection, run: list[tuple[LiveRoom, dict[str, Any]]]) -> None:
         """Submissions for distinct rooms that arrived together: each checked and appended by its room's
@@ -299,7 +293,7 @@ class HostSide:
         self.rooms.commit_many(appended, wake=False)  # StorageFailed: all rolled back, the link closes
         for live, answer in answers:
             if answer is None:
-                await self.forward(live, guest_first=False)
+                await self.forward(live)
             else:
                 await conn.send(answer)
         if fatal is not None:

@@ -1,6 +1,6 @@
 """1,000 concurrent rooms between two daemons: all are open at once, all finish, peak RSS per daemon.
 
-Run: python bench/rooms.py [--rooms 1000] [--concurrency 32]
+Run: python bench/rooms.py [--rooms 1000] [--concurrency 32] [--join-concurrency 8]
 Phases: create every room on daemon A, join every one from daemon B (all open at the same time), then
 negotiate each to a signed agreement_reached. Prints per-phase rates, the RSS of each daemon idle and
 at peak (VmHWM), and the same daemon's idle RSS as the baseline for the ratio.
@@ -26,8 +26,11 @@ def rss_mb(pid: int, field: str) -> float:
     raise RuntimeError(f"no {field} for {pid}")
 
 
-async def run(a: DaemonProcess, b: DaemonProcess, rooms: int, concurrency: int) -> dict[str, float]:
+async def run(a: DaemonProcess, b: DaemonProcess, rooms: int, concurrency: int,
+              join_concurrency: int = 8) -> dict[str, float]:
     limiter = trio.CapacityLimiter(concurrency)
+    # the host admits 8 handshakes at a time per source address by default (max_pending_per_address)
+    join_limiter = trio.CapacityLimiter(join_concurrency)
     ids: list[str] = []
     urls: list[str] = []
     out: dict[str, float] = {}
@@ -40,7 +43,7 @@ async def run(a: DaemonProcess, b: DaemonProcess, rooms: int, concurrency: int) 
                 urls.append(r["join_url"])
 
         async def join(url: str) -> None:
-            async with limiter:
+            async with join_limiter:
                 await cb.call("room.join", join_url=url, timeout_s=120)
 
         async def wait_turn(c: AsyncClient, room_id: str) -> None:
@@ -88,6 +91,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rooms", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--join-concurrency", type=int, default=8)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         a = DaemonProcess(Path(tmp) / "a", name="A", log_level="warning").start()
@@ -95,7 +99,7 @@ def main() -> None:
         assert a.proc and b.proc
         idle = {n: rss_mb(d.proc.pid, "VmRSS") for n, d in (("A", a), ("B", b))}  # type: ignore[union-attr]
         try:
-            out = trio.run(run, a, b, args.rooms, args.concurrency)
+            out = trio.run(run, a, b, args.rooms, args.concurrency, args.join_concurrency)
             peak = {n: rss_mb(d.proc.pid, "VmHWM") for n, d in (("A", a), ("B", b))}  # type: ignore[union-attr]
         finally:
             a.stop()

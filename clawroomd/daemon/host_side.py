@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 
+from ..core.envelope import SignedEvent
 from ..core.errors import CLOSE_INVITE, CLOSE_WRONG_PEER, RemoteProtocolError
 from ..core.identity import Identity, peer_id_for
 from ..core.invites import InviteRecord, JoinRequest, Presented, check_invite, matches
@@ -34,6 +35,11 @@ log = logging.getLogger("clawroomd.host")
 # Anything else (a race on the turn, a stale head) is answered with a `reject` frame and the link stays.
 FATAL_CODES = frozenset({"bad_signature", "wrong_author", "malformed", "too_large", "unsupported_version"})
 STORAGE_RETRY_S = 1.0  # a deadline whose close could not be saved is retried this often
+MAX_BATCH = 64  # frames of one guest connection taken together (group commit of their submissions)
+
+
+def _reject(live: LiveRoom, sid: str, err: RemoteProtocolError) -> dict[str, Any]:
+    return {"t": "reject", "room": live.room_id, "sid": sid[:64], "code": err.code, "message": err.message}
 
 
 class GuestFeed:
@@ -155,7 +161,7 @@ class HostSide:
         async with trio.open_nursery() as nursery:
             try:
                 async for frame in conn:
-                    await self._on_frame(conn, frame, nursery)
+                    await self._on_frames(conn, frame, nursery)
             except LinkClosed:
                 pass
             except RemoteProtocolError as err:
@@ -166,6 +172,31 @@ class HostSide:
                 reason = f"the host could not save your event ({err.reason}); redial later"
                 await conn.aclose(CLOSE_STORAGE, close_reason("storage_failed", reason))
             nursery.cancel_scope.cancel()  # ends this connection's feeds, which mark their rooms unlinked
+
+    async def _on_frames(self, conn: PeerConnection, frame: dict[str, Any], nursery: trio.Nursery) -> None:
+        """`frame` and whatever else this guest sent that has already arrived, in order. A run of
+        submissions for distinct rooms is committed together (`_submit_batch`); anything else, one by one."""
+        frames = [frame]
+        while len(frames) < MAX_BATCH and (more := conn.receive_nowait()) is not None:
+            frames.append(more)
+        i = 0
+        while i < len(frames):
+            run: list[tuple[LiveRoom, dict[str, Any]]] = []
+            seen: set[str] = set()
+            for f in frames[i:]:
+                live = self._room_for(conn, f.get("room")) if f.get("t") == "submit" else None
+                # One submission per room per batch (a rollback undoes at most a few appends per room),
+                # and none for a room whose lock a local move holds: that one goes through the lock.
+                if live is None or live.room_id in seen or live.lock.locked():
+                    break
+                seen.add(live.room_id)
+                run.append((live, f))
+            if len(run) > 1:
+                await self._submit_batch(conn, run)
+                i += len(run)
+            else:
+                await self._on_frame(conn, frames[i], nursery)
+                i += 1
 
     def _room_for(self, conn: PeerConnection, room_id: object) -> LiveRoom | None:
         live = self.rooms.lookup(room_id) if isinstance(room_id, str) else None
@@ -246,9 +277,7 @@ class HostSide:
                 log.info("room %s: refused a guest submission: %s (%s)", live.room_id, err.code, err.message)
                 if err.code in FATAL_CODES:
                     raise
-                await conn.send(
-                    {"t": "reject", "room": live.room_id, "sid": sid[:64], "code": err.code, "message": err.message}
-                )
+                await conn.send(_reject(live, sid, err))
                 return
             if sub.duplicate:
                 # The guest may have missed our broadcast: answer with the original event directly.
@@ -256,6 +285,42 @@ class HostSide:
                 return
             self.rooms.commit(live, sub.events, wake=False)
         await self.forward(live)
+
+    async def _submit_batch(self, conn: PeerConnection, run: list[tuple[LiveRoom, dict[str, Any]]]) -> None:
+        """Submissions for distinct rooms that arrived together: each checked and appended by its room's
+        core as `_submit` does, then all committed in one transaction (one COMMIT for the batch), and only
+        then answered. Nothing is awaited between the first append and the commit, so no reader sees an
+        unsaved event; if the commit fails, every room is rolled back and nothing is answered."""
+        appended: list[tuple[LiveRoom, tuple[SignedEvent, ...]]] = []
+        answers: list[tuple[LiveRoom, dict[str, Any] | None]] = []  # None: forward the room's new events
+        fatal: RemoteProtocolError | None = None
+        for live, frame in run:
+            env, sid = frame.get("env"), frame.get("sid")
+            if not isinstance(env, bytes) or not isinstance(sid, str):
+                fatal = RemoteProtocolError("malformed", "submit needs `env` (bytes) and `sid` (text)")
+                break
+            try:
+                sub = live.host.receive(env, now_ms=now_ms(), mono_ms=mono_ms(), from_key=conn.peer_public_key)
+            except RemoteProtocolError as err:
+                log.info("room %s: refused a guest submission: %s (%s)", live.room_id, err.code, err.message)
+                if err.code in FATAL_CODES:
+                    fatal = err
+                    break
+                answers.append((live, _reject(live, sid, err)))
+                continue
+            if sub.duplicate:
+                answers.append((live, {"t": "event", "room": live.room_id, "env": sub.events[0].envelope}))
+                continue
+            appended.append((live, sub.events))
+            answers.append((live, None))
+        self.rooms.commit_many(appended, wake=False)  # StorageFailed: all rolled back, the link closes
+        for live, answer in answers:
+            if answer is None:
+                await self.forward(live)
+            else:
+                await conn.send(answer)
+        if fatal is not None:
+            raise fatal
 
     # -- deadlines -------------------------------------------------------------------------------------
 

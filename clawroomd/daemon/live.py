@@ -40,6 +40,8 @@ class LiveRoom:
         self.stored_phase = ""  # the phase last written to the rooms table
         self.owner_context: OwnerContext | None = None  # our owner's, from owner_context.json (context_store)
         self._changed = trio.Event()
+        self._ended = trio.Event()
+        self._end_waiters: set[trio.Event] = set()  # also set when the room ends (wait_closed_or)
 
     @property
     def host(self) -> HostRoom:
@@ -68,6 +70,27 @@ class LiveRoom:
     def bump(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
+        if self.closed:
+            self._ended.set()
+            for waiter in self._end_waiters:
+                waiter.set()
+
+    async def wait_closed(self) -> None:
+        """Until the room has ended (checked at each `bump`, which follows every change). For tasks that
+        care about nothing else: waiting on `changed` would wake them at every event of the room."""
+        if not self.closed:
+            await self._ended.wait()
+
+    async def wait_closed_or(self, event: trio.Event) -> None:
+        """Until the room has ended or `event` is set, whichever comes first (no task of its own: the
+        end sets `event` too)."""
+        if self.closed or event.is_set():
+            return
+        self._end_waiters.add(event)
+        try:
+            await event.wait()
+        finally:
+            self._end_waiters.discard(event)
 
     def awaiting(self) -> frozenset[Role]:
         """Who is expected to act now (`RoomState.awaiting`); nobody once we ended the room locally."""

@@ -70,6 +70,7 @@ class Questions:
         self.pending: dict[str, dict[str, Any]] = {}
         self._answers: dict[str, list[dict[str, Any]]] = {}
         self._to_end: set[str] = set()  # rooms whose answered question's consult_ended is not in yet
+        self._poked: dict[str, trio.Event] = {}  # room id -> set when `watch` has work (a question, an end)
         self.spawn: Callable[..., Any] = lambda *a: None  # a nursery's start_soon, set by the wiring
 
     # -- reading
@@ -151,6 +152,7 @@ class Questions:
         }
         self._write(live.room_id, PENDING_FILE, doc)
         self.pending[live.room_id] = doc
+        self._poke(live.room_id)
         try:
             await self.moves.submit(live, ConsultStarted)
         except BaseException:
@@ -216,6 +218,7 @@ class Questions:
         self._remove(rid)
         self.pending.pop(rid, None)
         self._to_end.add(rid)
+        self._poke(rid)
         live.bump()
         await self._end_consult(live)
         return record
@@ -232,6 +235,16 @@ class Questions:
 
     async def watch(self, live: LiveRoom) -> None:
         """Apply the expiry, and end a consultation left without a question (a crash in between)."""
+        try:
+            await self._watch(live)
+        finally:
+            self._poked.pop(live.room_id, None)
+
+    def _poke(self, room_id: str) -> None:
+        if (poke := self._poked.get(room_id)) is not None:
+            poke.set()
+
+    async def _watch(self, live: LiveRoom) -> None:
         while not live.closed:
             changed = live.changed
             q = self.pending.get(live.room_id)
@@ -242,7 +255,10 @@ class Questions:
                         with trio.move_on_after(1.0):
                             await changed.wait()
                         continue
-                await changed.wait()
+                # Nothing to expire or end: sleep until a question is asked or answered, or the room
+                # ends, not at every event of the room.
+                poke = self._poked[live.room_id] = trio.Event()
+                await live.wait_closed_or(poke)
                 continue
             delay = (q["expires_at"] - now_ms()) / 1000
             if delay > 0:

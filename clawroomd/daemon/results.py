@@ -54,11 +54,7 @@ class Results:
 
     async def run(self, live: LiveRoom) -> None:
         """Wait for the room to close, then write its files (unless they are there already)."""
-        while not live.closed:
-            changed = live.changed
-            if live.closed:
-                break
-            await changed.wait()
+        await live.wait_closed()  # not every event: this task runs once, at the end
         if self.path(live.room_id).exists() and (self.store.room_dir(live.room_id) / SUMMARY_FILE).exists():
             self.event(live.room_id).set()
             return

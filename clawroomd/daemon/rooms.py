@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from ..core import cose
 from ..core.envelope import MAX_EVENT_BYTES, SignedEvent
@@ -146,19 +146,36 @@ class Rooms:
         fails, the core is rolled back to the database's last seq before StorageFailed is raised, and
         no watcher, agent or peer is told anything. A host committing with wake=False calls
         `host_side.forward` next, which wakes them."""
-        if not events:
+        self.commit_many([(live, events)], wake=wake)
+
+    def commit_many(
+        self, batch: Sequence[tuple[LiveRoom, Sequence[SignedEvent]]], *, wake: bool = True
+    ) -> None:
+        """`commit` for events of several rooms (or several appends to one) that arrived together: one
+        transaction, so one COMMIT and one WAL append for all of them (group commit). All or nothing:
+        if it fails, every room in the batch is rolled back to what the database holds."""
+        batch = [(live, events) for live, events in batch if events]
+        if not batch:
             return
-        stored_phase = live.stored_phase
+        phases: dict[str, str] = {}
+        for live, _ in batch:
+            phases.setdefault(live.room_id, live.stored_phase)
         try:
-            self._write(live, events)
+            with self.store.transaction():
+                for live, events in batch:
+                    self._write(live, events)
         except StorageFailed:
-            live.stored_phase = stored_phase
-            self._roll_back(live, events[0].header.seq - 1)
+            for live, events in reversed(batch):
+                live.stored_phase = phases[live.room_id]
+                self._roll_back(live, events[0].header.seq - 1)
             raise
-        if wake:
-            live.bump()
-        if live.state.phase == "closed":
-            log.info("room %s closed: %s", live.room_id, live.state.result.outcome.status if live.state.result else "")
+        for live, _ in batch:
+            if wake:
+                live.bump()
+            if live.state.phase == "closed" and phases[live.room_id] != "closed":
+                phases[live.room_id] = "closed"  # logged once, however often the room is in the batch
+                log.info("room %s closed: %s", live.room_id,
+                         live.state.result.outcome.status if live.state.result else "")  # fmt: skip
 
     def _roll_back(self, live: LiveRoom, before: int) -> None:
         """After a failed write: make the core hold exactly what the database holds."""
@@ -169,28 +186,28 @@ class Rooms:
         dropped = live.core.rollback(committed)
         log.debug("room %s: %d unsaved event(s) rolled back to seq %d", live.room_id, len(dropped), committed)
 
-    def _write(self, live: LiveRoom, events: tuple[SignedEvent, ...] | list[SignedEvent]) -> None:
-        with self.store.transaction():
-            for e in events:
-                h = e.header
-                self.store.append_event(
-                    live.room_id,
-                    seq=h.seq,
-                    hash=e.hash,
-                    envelope=e.envelope,
-                    kind=e.kind,
-                    author=h.author,
-                    ts_ms=h.ts,
-                    sid=h.sid,
-                    transcript=e.to_json(),
-                )
-                if live.role == "guest" and h.author == "guest":
-                    self.store.drop_outbox(live.room_id, h.sid)  # in the same transaction as the event
-            st = live.state
-            if st.phase != live.stored_phase:  # the room row changes with the phase, not with every message
-                result = result_view(live) if st.phase == "closed" else None
-                self.store.update_room(
-                    live.room_id, phase=st.phase, peer_key=live.peer_key, result=result, now_ms=now_ms()
-                )
-                live.stored_phase = st.phase
+    def _write(self, live: LiveRoom, events: Sequence[SignedEvent]) -> None:
+        """Inside the caller's transaction."""
+        for e in events:
+            h = e.header
+            self.store.append_event(
+                live.room_id,
+                seq=h.seq,
+                hash=e.hash,
+                envelope=e.envelope,
+                kind=e.kind,
+                author=h.author,
+                ts_ms=h.ts,
+                sid=h.sid,
+                transcript=e.to_json(),
+            )
+            if live.role == "guest" and h.author == "guest":
+                self.store.drop_outbox(live.room_id, h.sid)  # in the same transaction as the event
+        st = live.state
+        if st.phase != live.stored_phase:  # the room row changes with the phase, not with every message
+            result = result_view(live) if st.phase == "closed" else None
+            self.store.update_room(
+                live.room_id, phase=st.phase, peer_key=live.peer_key, result=result, now_ms=now_ms()
+            )
+            live.stored_phase = st.phase
 

@@ -618,6 +618,14 @@ class Store:
         for hook in hooks:
             hook()
 
+    def _one_write(self) -> contextlib.AbstractContextManager[None]:
+        """For a method whose checks all come before its single write statement: its own transaction, or,
+        inside one, nothing more. A savepoint would cost two more statements per call (the commit path
+        makes several such calls per event, a join a dozen), and SQLite undoes a failed statement by
+        itself, so an exception still leaves the enclosing transaction as it was. Storage errors become
+        StorageFailed at the enclosing transaction."""
+        return self._tx() if self._depth == 0 else contextlib.nullcontext()
+
     def _rollback(self, depth: int) -> None:
         # SQLite may already have rolled the whole transaction back itself (SQLITE_FULL, SQLITE_IOERR):
         # then there is nothing left to undo, and the statement's own error is the one to report.
@@ -663,7 +671,7 @@ class Store:
         if role not in ("host", "guest"):
             raise ValueError(f"role must be 'host' or 'guest', not {role!r}")
         try:
-            with self._tx():
+            with self._one_write():
                 self._db.execute(
                     "INSERT INTO rooms (room_id, role, peer_key, phase, created_ms, updated_ms, meta, result)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
@@ -700,7 +708,7 @@ class Store:
             if value is not None:
                 sets.append(f"{column} = ?")
                 args.append(value)
-        with self._tx():
+        with self._one_write():
             cur = self._db.execute(f"UPDATE rooms SET {', '.join(sets)} WHERE room_id = ?", (*args, room_id))
             if cur.rowcount != 1:
                 raise UnknownRoom(f"no room {room_id!r}")
@@ -747,7 +755,7 @@ class Store:
         the outer block).
         """
         text = _dumps(transcript)
-        with self._tx():
+        with self._one_write():
             last = self.last_seq(room_id)
             if seq != last + 1:
                 if last == -1 and self.get_room(room_id) is None:
@@ -888,7 +896,7 @@ class Store:
 
     def drop_outbox(self, room_id: str, sid: str) -> bool:
         """Forget a submission (confirmed or refused by the host); True if it was there."""
-        with self._tx():
+        with self._one_write():
             cur = self._db.execute("DELETE FROM outbox WHERE room_id = ? AND sid = ?", (room_id, sid))
         return cur.rowcount == 1
 
@@ -896,7 +904,7 @@ class Store:
     def put_invite(self, room_id: str, secret_hash: bytes, expires_ms: int) -> None:
         """Create or replace the room's invite (a replaced invite is unused again)."""
         try:
-            with self._tx():
+            with self._one_write():
                 self._db.execute(
                     "INSERT OR REPLACE INTO invites (room_id, secret_hash, expires_ms, used_ms, guest_key)"
                     " VALUES (?, ?, ?, NULL, NULL)",
@@ -920,7 +928,7 @@ class Store:
         The caller checks the secret first (``hmac.compare_digest`` against get_invite().secret_hash).
         Expired means ``now_ms >= expires_ms``.
         """
-        with self._tx():
+        with self._one_write():
             cur = self._db.execute(
                 "UPDATE invites SET used_ms = ?, guest_key = ?"
                 " WHERE room_id = ? AND used_ms IS NULL AND expires_ms > ?",

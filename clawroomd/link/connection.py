@@ -149,6 +149,13 @@ class PeerConnection:
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise self._closed_error() from None
 
+    def receive_nowait(self) -> dict[str, Any] | None:
+        """The next map if one has already arrived, else None (lets a handler batch what came together)."""
+        try:
+            return self._inbox.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            return None
+
     def __aiter__(self) -> PeerConnection:
         return self
 

@@ -1,11 +1,11 @@
 """An agent command for the crash and partition suites: waits until a gate file exists, then runs the demo
 negotiator (`clawroomd/demo/negotiator.py`, the real scripted agent) on the document it was given.
 
-    python3 -I -S tests/gated_agent.py GATE NEGOTIATOR_PY --role host|guest
+    python3 tests/gated_agent.py GATE NEGOTIATOR_PY --role host|guest
 
 The gate holds every room's first move until all rooms are joined, so that they are all in flight
-together. Run isolated (-I -S: no site, no clawroomd import) it starts in ~50 ms, a quarter less than
-`python -m clawroomd.demo.negotiator`; the negotiator needs only the standard library.
+together. (The negotiator reads its owner's limits with clawroomd.owner, so this runs with the daemon's
+PYTHONPATH, not isolated.)
 """
 
 import os

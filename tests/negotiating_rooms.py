@@ -16,7 +16,7 @@ EVENTS_PER_ROOM = 10  # created, joined, 5 messages, close proposed, close accep
 
 
 def agent(gate: Path, role: str) -> list[str]:
-    return [sys.executable, "-I", "-S", str(AGENT), str(gate), negotiator.__file__, "--role", role]
+    return [sys.executable, str(AGENT), str(gate), negotiator.__file__, "--role", role]
 
 
 def open_rooms(host: DaemonProcess, guest: DaemonProcess, count: int, gate: Path, **create: Any) -> list[str]:

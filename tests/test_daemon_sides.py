@@ -43,7 +43,8 @@ async def test_a_room_reaches_agreement_and_both_daemons_hold_the_same_transcrip
         assert host.rooms[rid].state == guest.rooms[rid].state
         files = [d.store.room_dir(rid).joinpath("transcript.jsonl").read_bytes() for d in (host, guest)]
         assert files[0] == files[1] and files[0].count(b"\n") == 7
-        results = [await call(d, "room.result", room_id=rid, wait_s=10)  # files are written just after the close for d in (host, guest)]
+        # wait_s: each side writes its result files just after the close
+        results = [await call(d, "room.result", room_id=rid, wait_s=10) for d in (host, guest)]
         assert [r.pop("role") for r in results] == ["host", "guest"]
         assert [(r.pop("files") is None, r.pop("delivery")) for r in results] == [(False, None)] * 2  # paths differ
         assert results[0] == results[1]

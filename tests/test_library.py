@@ -16,7 +16,7 @@ import trio
 
 import clawroom
 import clawroom.aio
-from clawroomd.testing import DaemonProcess
+from clawroomd.testing import DaemonProcess, daemon_pair
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -24,18 +24,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def daemons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
-    root = tmp_path_factory.mktemp("lib")
-    a = DaemonProcess(root / "a", name="a", log_level="warning")
-    a.start(timeout=20)
-    b = DaemonProcess(root / "b", name="b", log_level="warning")
-    try:
-        b.start(timeout=20)
-    except BaseException:
-        a.stop(timeout=15)
-        raise
-    yield a, b
-    b.stop(timeout=15)  # guest first: its link closes and the host stops without waiting on it
-    a.stop(timeout=15)
+    with daemon_pair(tmp_path_factory.mktemp("lib")) as pair:
+        yield pair
 
 
 def seqs(notes: list[dict[str, Any]]) -> list[int]:

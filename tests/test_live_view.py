@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from clawroomd.cli.live_card import ago, card_lines, fit, width_of
-from clawroomd.testing import DaemonProcess
+from clawroomd.testing import DaemonProcess, daemon_pair
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = "\x1b[2J\x1b]0;owned\x07\u202eevil"
@@ -141,17 +141,9 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def daemons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
-    root = tmp_path_factory.mktemp("live")
-    a = DaemonProcess(root / "a", name="a", log_level="warning").start(20)
-    try:
-        b = DaemonProcess(root / "b", name="b", log_level="warning").start(20)
-    except BaseException:
-        a.stop()
-        raise
-    a.call("context.write", fields=OWNER)
-    yield a, b
-    b.stop(timeout=15)
-    a.stop(timeout=15)
+    with daemon_pair(tmp_path_factory.mktemp("live")) as (a, b):
+        a.call("context.write", fields=OWNER)
+        yield a, b
 
 
 def _room(a: DaemonProcess, b: DaemonProcess) -> str:

@@ -24,7 +24,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 import clawroom.aio
-from clawroomd.testing import DaemonProcess
+from clawroomd.testing import DaemonProcess, daemon_pair
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -40,18 +40,8 @@ READ_ONLY = {"list_rooms", "room_status", "room_transcript", "wait_for_my_turn",
 
 @pytest.fixture(scope="module")
 def daemons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
-    root = tmp_path_factory.mktemp("mcp")
-    a = DaemonProcess(root / "a", name="a", log_level="warning")
-    a.start(timeout=20)
-    b = DaemonProcess(root / "b", name="b", log_level="warning")
-    try:
-        b.start(timeout=20)
-    except BaseException:
-        a.stop(timeout=15)
-        raise
-    yield a, b
-    b.stop(timeout=15)
-    a.stop(timeout=15)
+    with daemon_pair(tmp_path_factory.mktemp("mcp")) as pair:
+        yield pair
 
 
 @contextlib.asynccontextmanager

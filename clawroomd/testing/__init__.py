@@ -5,6 +5,6 @@ imported from there so that the process harness stays free of trio).
 Nothing here is imported by the daemon or the CLI's ordinary commands.
 """
 
-from .daemons import DaemonProcess, free_port, wait_for
+from .daemons import DaemonProcess, daemon_pair, free_port, wait_for
 
-__all__ = ["DaemonProcess", "free_port", "wait_for"]
+__all__ = ["DaemonProcess", "daemon_pair", "free_port", "wait_for"]

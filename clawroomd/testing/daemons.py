@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,23 @@ class DaemonProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+@contextmanager
+def daemon_pair(root: Path, *, timeout: float = 20.0) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
+    """Two daemons `a` and `b` under `root` (quiet logs), stopped on exit: the guest's first, so its link
+    closes and the host stops without waiting on it."""
+    a = DaemonProcess(root / "a", name="a", log_level="warning").start(timeout)
+    try:
+        b = DaemonProcess(root / "b", name="b", log_level="warning").start(timeout)
+    except BaseException:
+        a.stop(timeout=15)
+        raise
+    try:
+        yield a, b
+    finally:
+        b.stop(timeout=15)
+        a.stop(timeout=15)
 
 
 def wait_for(what: str, cond: Callable[[], Any], timeout: float = 30.0, *, poll: float = 0.02) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -282,8 +282,11 @@ async def test_transport_attacks_close_the_link(attack: str, close_code: int, de
 
 
 @asynccontextmanager
-async def memory_ws() -> AsyncIterator[tuple[WebSocketConnection, WebSocketConnection]]:
-    client_stream, server_stream = trio.testing.memory_stream_pair()
+async def memory_ws(
+    stream_pair: Callable[[], tuple[trio.abc.Stream, trio.abc.Stream]] = trio.testing.memory_stream_pair,
+) -> AsyncIterator[tuple[WebSocketConnection, WebSocketConnection]]:
+    """A websocket pair over in-memory streams (`trio.testing.lockstep_stream_pair`: a send waits for the read)."""
+    client_stream, server_stream = stream_pair()
     async with trio.open_nursery() as nursery:
         server_ws: list[WebSocketConnection] = []
 

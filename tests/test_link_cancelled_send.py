@@ -5,34 +5,20 @@ decrypt nothing more and cut the link with 4008. Found by the hostile-peer suite
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 import trio
 import trio.testing
 from test_link import _pair, memory_ws
-from trio_websocket import WebSocketConnection, wrap_client_stream, wrap_server_stream
+from trio_websocket import WebSocketConnection
 
-from clawroomd.link import RESOURCE, LinkClosed
+from clawroomd.link import LinkClosed
 
 
-@asynccontextmanager
-async def lockstep_ws() -> AsyncIterator[tuple[WebSocketConnection, WebSocketConnection]]:
-    """Like test_link.memory_ws, but a send waits until the other side reads (no buffer in between)."""
-    client_stream, server_stream = trio.testing.lockstep_stream_pair()
-    async with trio.open_nursery() as nursery:
-        server_ws: list[WebSocketConnection] = []
-
-        async def serve() -> None:
-            request = await wrap_server_stream(nursery, server_stream)
-            server_ws.append(await request.accept())
-
-        nursery.start_soon(serve)
-        client = await wrap_client_stream(nursery, client_stream, "peer", RESOURCE)  # type: ignore[arg-type]
-        await trio.testing.wait_all_tasks_blocked()
-        yield client, server_ws[0]
-        nursery.cancel_scope.cancel()
+def lockstep_ws() -> AbstractAsyncContextManager[tuple[WebSocketConnection, WebSocketConnection]]:
+    """Like memory_ws, but a send waits until the other side reads (no buffer in between)."""
+    return memory_ws(trio.testing.lockstep_stream_pair)
 
 
 async def test_a_send_cancelled_before_it_starts_leaves_the_link_usable(autojump_clock: trio.abc.Clock) -> None:
